@@ -1,0 +1,183 @@
+"""Harnesses: an isolated Jupyter runtime dir, real subprocess hosts, and a
+jupyter_client peer that collects everything a request produced."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+from jupyter_client import BlockingKernelClient
+
+HOSTS = Path(__file__).parent / "hosts"
+ROOT = Path(__file__).parent.parent
+
+
+@pytest.fixture(autouse=True)
+def runtime_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "runtime"
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(path))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))  # no user config file leaks in
+    for key in [k for k in os.environ if k.startswith("ZEMBED_")]:
+        monkeypatch.delenv(key)
+    return path
+
+
+@dataclass
+class HostProcess:
+    process: subprocess.Popen[bytes]
+    connection_file: str
+    pid: int
+    stdout_lines: list[str] = field(default_factory=list)
+
+    def read_stdout(self, timeout: float = 5.0) -> str:
+        """All the host printed, after it exited (or was killed)."""
+        try:
+            out, _ = self.process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            out, _ = self.process.communicate()
+        return "\n".join(self.stdout_lines) + "\n" + out.decode(errors="replace")
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGKILL)
+            self.process.wait(5)
+
+
+def launch_host(script: str | Path, *args: str, env: dict[str, str] | None = None, timeout: float = 20) -> HostProcess:
+    """Start a host script; wait for the JSON line naming its connection file."""
+    process = subprocess.Popen(
+        [sys.executable, str(script), *args],
+        stdout=subprocess.PIPE,
+        stderr=None,
+        env={**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"},
+        cwd=str(ROOT),
+    )
+    deadline = time.monotonic() + timeout
+    lines: list[str] = []
+    assert process.stdout is not None
+    while time.monotonic() < deadline:
+        raw = process.stdout.readline()
+        if not raw:
+            process.wait(5)
+            raise RuntimeError(f"host exited ({process.returncode}) before serving: {lines}")
+        line = raw.decode().strip()
+        if line.startswith("{"):
+            info = json.loads(line)
+            return HostProcess(process, info["connection_file"], info["pid"], lines)
+        lines.append(line)
+    process.kill()
+    raise RuntimeError("host did not announce its connection file in time")
+
+
+@pytest.fixture
+def start_host() -> Iterator[Any]:
+    started: list[HostProcess] = []
+
+    def start(loop: str = "asyncio", *args: str, **kwargs: Any) -> HostProcess:
+        host = launch_host(HOSTS / "host.py", "--loop", loop, *args, **kwargs)
+        started.append(host)
+        return host
+
+    yield start
+    for host in started:
+        host.kill()
+
+
+@dataclass
+class Outcome:
+    reply: dict[str, Any]
+    outputs: list[tuple[str, dict[str, Any]]]
+
+    @property
+    def content(self) -> dict[str, Any]:
+        return self.reply["content"]
+
+    def of_type(self, msg_type: str) -> list[dict[str, Any]]:
+        return [c for t, c in self.outputs if t == msg_type]
+
+    def stream(self, name: str = "stdout") -> str:
+        return "".join(c["text"] for c in self.of_type("stream") if c["name"] == name)
+
+    @property
+    def result(self) -> str | None:
+        results = self.of_type("execute_result")
+        return results[0]["data"]["text/plain"] if results else None
+
+
+class Client:
+    """jupyter_client's BlockingKernelClient, plus "run and collect"."""
+
+    def __init__(self, connection_file: str) -> None:
+        self.kc = BlockingKernelClient(connection_file=connection_file)
+        self.kc.load_connection_file()
+        self.kc.start_channels()
+        self.kc.wait_for_ready(timeout=15)
+        self._replies: dict[str, dict[str, Any]] = {}
+
+    def collect(self, msg_id: str, timeout: float = 15) -> list[tuple[str, dict[str, Any]]]:
+        """iopub messages of one request, from busy through idle."""
+        outputs = []
+        deadline = time.monotonic() + timeout
+        while True:
+            msg = self.kc.get_iopub_msg(timeout=max(0.01, deadline - time.monotonic()))
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            outputs.append((msg["msg_type"], msg["content"]))
+            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+                return outputs
+
+    def run(self, code: str, timeout: float = 15, **kwargs: Any) -> Outcome:
+        msg_id = self.kc.execute(code, **kwargs)
+        reply = self.shell_reply(msg_id, timeout)
+        return Outcome(reply, self.collect(msg_id, timeout))
+
+    def shell_reply(self, msg_id: str, timeout: float = 15) -> dict[str, Any]:
+        """The reply to ``msg_id``; replies to other requests are kept for later."""
+        deadline = time.monotonic() + timeout
+        while msg_id not in self._replies:
+            reply = self.kc.get_shell_msg(timeout=max(0.01, deadline - time.monotonic()))
+            self._replies[reply["parent_header"].get("msg_id")] = reply
+        return self._replies.pop(msg_id)
+
+    def value(self, expression: str) -> Any:
+        """Evaluate in the host and bring back a literal value."""
+        import ast
+
+        outcome = self.run(expression)
+        assert outcome.content["status"] == "ok", outcome.content
+        return ast.literal_eval(outcome.result) if outcome.result is not None else None
+
+    def close(self) -> None:
+        self.kc.stop_channels()
+
+
+@pytest.fixture
+def connect() -> Iterator[Any]:
+    clients: list[Client] = []
+
+    def make(connection_file: str) -> Client:
+        client = Client(connection_file)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+@pytest.fixture(params=["asyncio", "poll"])
+def host_and_client(request: pytest.FixtureRequest, start_host: Any, connect: Any) -> tuple[HostProcess, Client]:
+    host = start_host(request.param, "--fps", "200")
+    return host, connect(host.connection_file)

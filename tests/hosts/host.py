@@ -1,0 +1,136 @@
+"""A real host application for the tests: a frame loop with zembed inside.
+
+    python host.py --loop asyncio|poll|callable|tornado [--name NAME] [--fps N]
+                   [--stdout-none] [--exit-on-shutdown]
+
+Prints one JSON line {"connection_file": ..., "pid": ...} on stdout once the
+kernel serves, then runs its loop until a cell sets ``host.quit = True``,
+or a client shuts the kernel down with --exit-on-shutdown, or 300 s pass.
+
+The namespace holds ``host``, a small object the tests poke at: its frame
+counter, the thread it runs on, a log of KeyboardInterrupts that reached
+*host* code (must stay empty), and the signal handlers seen at start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import queue
+import signal
+import sys
+import threading
+import time
+
+import zembed
+
+
+class Host:
+    def __init__(self) -> None:
+        self.frames = 0
+        self.thread_id = threading.get_ident()
+        self.interrupts_in_host_code = 0
+        self.quit = False
+        self.shutdown_calls: list[bool] = []
+        self.signals_at_start = self.signal_handlers()
+        self.printed = 0
+
+    @staticmethod
+    def signal_handlers() -> dict[int, object]:
+        handlers = {}
+        for sig in signal.valid_signals():
+            try:
+                handlers[int(sig)] = signal.getsignal(sig)
+            except (ValueError, OSError):
+                pass
+        return handlers
+
+    def signals_unchanged(self) -> bool:
+        return self.signal_handlers() == self.signals_at_start
+
+    def frame(self) -> None:
+        try:
+            self.frames += 1
+            if self.frames % 30 == 0:
+                self.printed += 1
+                if sys.stdout is not None:
+                    print(f"host-own-output {self.printed}", flush=True)
+        except KeyboardInterrupt:
+            self.interrupts_in_host_code += 1
+
+
+def announce(kernel: zembed.Kernel) -> None:
+    line = json.dumps({"connection_file": str(kernel.connection_file), "pid": os.getpid()})
+    os.write(1, (line + "\n").encode())  # works with sys.stdout None too
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--loop", default="asyncio")
+    parser.add_argument("--name", default="testhost")
+    parser.add_argument("--fps", type=float, default=60.0)
+    parser.add_argument("--stdout-none", action="store_true")
+    parser.add_argument("--exit-on-shutdown", action="store_true")
+    args = parser.parse_args()
+    if args.stdout_none:
+        sys.stdout = None  # type: ignore[assignment]  # a windowed host
+        sys.stderr = None  # type: ignore[assignment]
+    host = Host()
+    namespace = {"host": host}
+    period = 1.0 / args.fps
+    deadline = time.monotonic() + 300
+
+    def on_shutdown(kernel: zembed.Kernel, restart: bool) -> None:
+        host.shutdown_calls.append(restart)
+        if args.exit_on_shutdown:
+            host.quit = True
+
+    def keep_going(kernel: zembed.Kernel) -> bool:
+        return not host.quit and time.monotonic() < deadline and (kernel.running or not args.exit_on_shutdown)
+
+    if args.loop in ("asyncio", "tornado"):
+
+        async def run() -> None:
+            if args.loop == "tornado":
+                from tornado.ioloop import IOLoop
+
+                kernel = zembed.start_kernel(namespace, name=args.name, loop=IOLoop.current(), on_shutdown=on_shutdown)
+            else:
+                kernel = zembed.start_kernel(namespace, name=args.name, on_shutdown=on_shutdown)
+            namespace["kernel"] = kernel
+            announce(kernel)
+            while keep_going(kernel):
+                host.frame()
+                await asyncio.sleep(period)
+            kernel.stop()
+
+        asyncio.run(run())
+        return
+
+    if args.loop == "callable":
+        # The one-callable contract: a plain thread-safe queue drained each frame.
+        tasks: queue.SimpleQueue = queue.SimpleQueue()
+        kernel = zembed.start_kernel(namespace, name=args.name, loop=tasks.put, on_shutdown=on_shutdown)
+
+        def pump() -> None:
+            while True:
+                try:
+                    tasks.get_nowait()()
+                except queue.Empty:
+                    return
+    else:
+        kernel = zembed.start_kernel(namespace, name=args.name, loop="poll", on_shutdown=on_shutdown)
+        pump = kernel.poll
+    namespace["kernel"] = kernel
+    announce(kernel)
+    while keep_going(kernel):
+        pump()
+        host.frame()
+        time.sleep(period)
+    kernel.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,167 @@
+"""Kernel options: one traitlets trait per option, each with its help.
+
+Sources, later ones winning: the defaults below, a config file, environment
+variables, then the keyword arguments of ``start_kernel``.
+
+- Config file: ``$ZEMBED_CONFIG`` if set, else
+  ``$XDG_CONFIG_HOME/zembed/zembed_config.py`` or ``.json`` (``~/.config``
+  when ``XDG_CONFIG_HOME`` is unset).  It sets ``c.KernelConfig.<option>``.
+- Environment: ``ZEMBED_<OPTION>`` in upper case, e.g. ``ZEMBED_IP``.
+
+The kernel itself takes the resolved plain values; traitlets stays here.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from traitlets import Bool, Enum, Float, Int, TraitError, Unicode, validate
+from traitlets.config import Config, Configurable
+from traitlets.config.loader import ConfigFileNotFound, JSONFileConfigLoader, PyFileConfigLoader
+
+from ._errors import UsageError
+
+ENV_PREFIX = "ZEMBED_"
+
+
+class KernelConfig(Configurable):
+    """Options of an embedded kernel."""
+
+    name = Unicode(
+        "zembed",
+        help="App name: part of the connection file name, shown to clients, used by "
+        "`zconsole --existing NAME` to find this host.",
+    ).tag(config=True)
+    loop = Unicode(
+        "auto",
+        help="Host event loop to run user code on: 'auto', 'asyncio' or 'poll'. "
+        "From Python you may also pass a loop object or a call-soon callable.",
+    ).tag(config=True)
+    ip = Unicode("127.0.0.1", help="Address the sockets bind to (tcp transport).").tag(config=True)
+    transport = Enum(["tcp", "ipc"], "tcp", help="ZeroMQ transport: 'tcp' or 'ipc' (Unix sockets).").tag(
+        config=True
+    )
+    connection_dir = Unicode(
+        "",
+        help="Directory for connection files; empty means Jupyter's runtime dir "
+        "($JUPYTER_RUNTIME_DIR, else <jupyter data dir>/runtime).",
+    ).tag(config=True)
+    connection_file = Unicode(
+        "", help="Exact connection file path; empty means <connection_dir>/kernel-zembed-<name>-<pid>.json."
+    ).tag(config=True)
+    shell_port = Int(0, help="Shell port (0: pick a free one).").tag(config=True)
+    iopub_port = Int(0, help="IOPub port (0: pick a free one).").tag(config=True)
+    stdin_port = Int(0, help="Stdin port (0: pick a free one).").tag(config=True)
+    control_port = Int(0, help="Control port (0: pick a free one).").tag(config=True)
+    hb_port = Int(0, help="Heartbeat port (0: pick a free one).").tag(config=True)
+    max_message_bytes = Int(
+        64 * 1024 * 1024,
+        help="Largest incoming frame accepted, in bytes; a peer sending more is disconnected "
+        "by ZeroMQ and the message is never parsed.",
+    ).tag(config=True)
+    stream_flush_interval = Float(
+        0.05, help="Seconds between flushes of captured stdout/stderr while a cell runs."
+    ).tag(config=True)
+    poll_budget = Float(
+        0.005,
+        help="Seconds of kernel work one poll() or loop callback may take before it "
+        "yields back to the host (a cell that runs longer is never cut).",
+    ).tag(config=True)
+    allow_insecure_remote = Bool(
+        False,
+        help="Allow binding a non-loopback address. Anyone who reaches the iopub port can "
+        "read output without the key, so this is refused unless set; a warning is logged.",
+    ).tag(config=True)
+
+    @validate("name")
+    def _check_name(self, proposal: Any) -> str:
+        value = str(proposal["value"])
+        if not value.strip():
+            raise TraitError("name must not be empty")
+        return value
+
+    @validate("stream_flush_interval", "poll_budget")
+    def _check_positive(self, proposal: Any) -> float:
+        if proposal["value"] <= 0:
+            raise TraitError(f"{proposal['trait'].name} must be positive")
+        return float(proposal["value"])
+
+    @validate("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
+    def _check_port(self, proposal: Any) -> int:
+        if not 0 <= proposal["value"] <= 65535:
+            raise TraitError(f"{proposal['trait'].name} must be between 0 and 65535")
+        return int(proposal["value"])
+
+    def connection_path(self) -> Path:
+        from ._connection import default_file_name, runtime_dir
+
+        if self.connection_file:
+            return Path(self.connection_file).expanduser().absolute()
+        directory = Path(self.connection_dir).expanduser() if self.connection_dir else runtime_dir()
+        return directory.absolute() / default_file_name(self.name)
+
+
+def option_names() -> list[str]:
+    return sorted(KernelConfig.class_own_traits(config=True))
+
+
+def config_file_path() -> Path | None:
+    """The config file to read, or None when there is none."""
+    explicit = os.environ.get("ZEMBED_CONFIG")
+    if explicit:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise UsageError(f"ZEMBED_CONFIG names {path}, which is not a file")
+        return path
+    base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "zembed"
+    for candidate in (base / "zembed_config.py", base / "zembed_config.json"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _file_config(path: Path | None) -> Config:
+    if path is None:
+        return Config()
+    loader_class = JSONFileConfigLoader if path.suffix == ".json" else PyFileConfigLoader
+    try:
+        return loader_class(path.name, str(path.parent)).load_config()
+    except ConfigFileNotFound:
+        return Config()
+    except Exception as exc:  # a config file is user code: say which file broke
+        raise UsageError(f"cannot load zembed config file {path}: {exc}") from exc
+
+
+def _env_config(environ: dict[str, str]) -> Config:
+    config = Config()
+    traits = KernelConfig.class_own_traits(config=True)
+    for key, raw in environ.items():
+        if not key.startswith(ENV_PREFIX) or key == "ZEMBED_CONFIG":
+            continue
+        option = key[len(ENV_PREFIX) :].lower()
+        if option not in traits:
+            continue
+        try:
+            config.KernelConfig[option] = traits[option].from_string(raw)
+        except (TraitError, ValueError) as exc:
+            raise UsageError(f"environment variable {key}={raw!r} is not a valid {option}: {exc}") from None
+    return config
+
+
+def load_config(overrides: dict[str, Any], environ: dict[str, str] | None = None) -> KernelConfig:
+    """Merge defaults, config file, environment and ``overrides``."""
+    environ = dict(os.environ if environ is None else environ)
+    config = _file_config(config_file_path())
+    config.merge(_env_config(environ))
+    unknown = sorted(set(overrides) - set(option_names()))
+    if unknown:
+        raise UsageError(f"unknown option(s) {', '.join(unknown)}; options are: {', '.join(option_names())}")
+    try:
+        result = KernelConfig(config=config)
+        for key, value in overrides.items():
+            setattr(result, key, value)
+    except TraitError as exc:
+        raise UsageError(str(exc)) from None
+    return result

@@ -1,0 +1,114 @@
+"""Running one cell of Python source in the host's namespace.
+
+Owns: compiling (the last expression statement is evaluated separately so
+its value becomes the ``execute_result``), registering the source with
+``linecache`` (tracebacks and ``inspect.getsource`` work on cell code), and
+turning exceptions into Jupyter ``error`` content without zembed's own
+frames.  It does not capture output or talk to sockets; ``_kernel`` does.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import linecache
+import os
+import traceback
+from dataclasses import dataclass
+from types import CodeType, TracebackType
+from typing import Any, Callable, ContextManager
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+@dataclass
+class CellResult:
+    value: Any = None
+    data: dict[str, Any] | None = None  # mime bundle of a non-None last expression
+    metadata: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None  # ename, evalue, traceback
+    exit_requested: bool = False  # the cell called exit()/sys.exit(): detach that client
+
+
+def register_source(filename: str, source: str) -> None:
+    # mtime None keeps linecache.checkcache from evicting it.
+    linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
+
+
+def compile_cell(source: str, filename: str) -> tuple[CodeType | None, CodeType | None]:
+    """``(body, last_expression)``; either may be None."""
+    tree = ast.parse(source, filename, "exec")
+    last: ast.Expression | None = None
+    if tree.body and isinstance(tree.body[-1], ast.Expr):
+        last = ast.Expression(tree.body.pop().value)
+    body = compile(tree, filename, "exec") if tree.body else None
+    return body, compile(last, filename, "eval") if last is not None else None
+
+
+def _user_frames(tb: TracebackType | None) -> TracebackType | None:
+    """Skip the leading frames that belong to zembed itself."""
+    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        tb = tb.tb_next
+    return tb
+
+
+def error_content(exc: BaseException) -> dict[str, Any]:
+    """Jupyter's error fields; the traceback lines are plain text."""
+    exc_type = type(exc)
+    if isinstance(exc, SyntaxError):
+        lines = traceback.format_exception_only(exc_type, exc)
+    else:
+        lines = traceback.format_exception(exc_type, exc, _user_frames(exc.__traceback__))
+    text = "".join(lines).rstrip("\n")
+    return {"ename": exc_type.__name__, "evalue": str(exc), "traceback": text.split("\n")}
+
+
+def run_cell(
+    source: str,
+    filename: str,
+    namespace: dict[str, Any],
+    guard: Callable[[], ContextManager[None]],
+    format_value: Callable[[Any], tuple[dict[str, Any], dict[str, Any]]],
+) -> CellResult:
+    """Run ``source`` with ``namespace`` as globals; never raises.
+
+    ``guard()`` wraps exactly the user's code (and the value's formatting,
+    which runs user ``__repr__``s): it is the interrupt window.
+    KeyboardInterrupt is reported as an error like any other exception.
+    SystemExit (``exit()``, ``sys.exit()``) must not end the host: it is
+    reported as ``exit_requested``, which asks the client to detach.
+    """
+    register_source(filename, source)
+    namespace.setdefault("__builtins__", builtins)
+    try:
+        with guard():
+            body, last = compile_cell(source, filename)
+            if body is not None:
+                exec(body, namespace)
+            if last is None:
+                return CellResult()
+            value = eval(last, namespace)
+            if value is None:
+                return CellResult()
+            namespace["_"] = value
+            data, metadata = format_value(value)
+            return CellResult(value=value, data=data, metadata=metadata)
+    except SystemExit:
+        return CellResult(exit_requested=True)
+    except BaseException as exc:  # noqa: BLE001 - a cell may raise anything
+        return CellResult(error=error_content(exc))
+
+
+def evaluate_expressions(expressions: dict[str, Any], namespace: dict[str, Any], formatter: Any) -> dict[str, Any]:
+    """``user_expressions`` of an execute_request, evaluated after the cell."""
+    results: dict[str, Any] = {}
+    for name, expression in expressions.items():
+        try:
+            if not isinstance(expression, str):
+                raise TypeError(f"user expression must be a string, not {type(expression).__name__}")
+            value = eval(compile(expression, "<user_expression>", "eval"), namespace)
+            data, metadata = formatter(value)
+            results[name] = {"status": "ok", "data": data, "metadata": metadata}
+        except Exception as exc:
+            results[name] = {"status": "error", **error_content(exc)}
+    return results

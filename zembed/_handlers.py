@@ -1,0 +1,291 @@
+"""Request handlers: one function per message type, found through tables.
+
+``handle()`` wraps every request in ``busy``/``idle`` on iopub (spec:
+"Kernel status") and turns a handler's exception into an error reply, so a
+malformed but correctly signed request is answered, not fatal.  Handlers in
+``SOCKET_THREAD`` run on the socket thread and must not touch the host's
+objects; all others run on the host's thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
+from ._version import __version__
+from ._capture import OutputBuffer, captured_streams
+from ._display import format_bundle, publishing
+from ._execute import error_content, evaluate_expressions, run_cell
+from ._introspect import complete, inspect_object, is_complete
+from ._protocol import PROTOCOL_VERSION, Message
+
+if TYPE_CHECKING:
+    from ._kernel import Kernel
+
+log = logging.getLogger("zembed")
+
+Content = dict[str, Any]
+Handler = Callable[["Kernel", "Request"], Optional[Content]]
+
+
+class Request:
+    """One request being handled: where its replies and outputs go."""
+
+    __slots__ = ("kernel", "channel", "message", "afterwards")
+
+    def __init__(self, kernel: Kernel, channel: str, message: Message) -> None:
+        self.kernel, self.channel, self.message = kernel, channel, message
+        self.afterwards: list[Callable[[], None]] = []  # run after this request's idle
+
+    @property
+    def content(self) -> Content:
+        return self.message.content
+
+    def publish(self, msg_type: str, content: Content) -> None:
+        self.kernel.publish(msg_type, content, self.message.header)
+
+    def reply(self, content: Content, msg_type: str | None = None) -> None:
+        reply_type = msg_type or self.message.msg_type.replace("_request", "_reply")
+        self.kernel.send(self.channel, reply_type, content, self.message.header, self.message.idents)
+
+
+class CellOutput:
+    """``display()`` target of a running cell: flushes text first, for order."""
+
+    def __init__(self, request: Request, buffer: OutputBuffer) -> None:
+        self._request, self._buffer = request, buffer
+
+    def flush(self) -> None:
+        self._buffer.flush(lambda name, text: self._request.publish("stream", {"name": name, "text": text}))
+
+    def publish(self, msg_type: str, content: Content) -> None:
+        # Under the buffer's lock nothing can slip between the flush and the
+        # display message, so it lands after the text printed before it.
+        def emit(name: str, text: str) -> None:
+            self._request.publish("stream", {"name": name, "text": text})
+
+        self._buffer.flush(emit)
+        self._request.publish(msg_type, content)
+
+
+def handle(kernel: Kernel, channel: str, message: Message, table: dict[str, Handler]) -> None:
+    """Answer one request with the handler ``table`` has for its type."""
+    request = Request(kernel, channel, message)
+    msg_type = message.msg_type
+    handler = table.get(msg_type)
+    request.publish("status", {"execution_state": "busy"})
+    try:
+        if handler is None:
+            log.warning("zembed: unknown message type %r on %s", msg_type, channel)
+            content: Content | None = _error_reply(LookupError(f"unknown message type {msg_type!r} on {channel}"))
+            if not msg_type.endswith("_request"):
+                content = None
+        else:
+            content = handler(kernel, request)
+    except Exception as exc:  # a signed but malformed request: answer it
+        log.warning("zembed: bad %s: %s: %s", msg_type, type(exc).__name__, exc)
+        content = _error_reply(exc)
+    if content is not None:
+        request.reply(content)
+    request.publish("status", {"execution_state": "idle"})
+    for callback in request.afterwards:
+        callback()
+
+
+def on_socket_thread(channel: str, msg_type: str) -> bool:
+    """Control is served entirely on the socket thread, and so is
+    kernel_info on shell; the rest of shell goes to the host's thread."""
+    return channel == "control" or msg_type in SOCKET_THREAD
+
+
+def _error_reply(exc: BaseException) -> Content:
+    return {"status": "error", **error_content(exc)}
+
+
+def _field(content: Content, name: str, kind: type, default: Any = ...) -> Any:
+    """A typed field of a request's content; a clear error if it is wrong."""
+    if name not in content:
+        if default is ...:
+            raise KeyError(f"request content lacks {name!r}")
+        return default
+    value = content[name]
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise TypeError(f"{name!r} must be {kind.__name__}, not {type(value).__name__}")
+    return value
+
+
+# -- socket thread -------------------------------------------------------------
+
+
+def kernel_info(kernel: Kernel, request: Request) -> Content:
+    return {
+        "status": "ok",
+        "protocol_version": PROTOCOL_VERSION,
+        "implementation": "zembed",
+        "implementation_version": __version__,
+        "language_info": {
+            "name": "python",
+            "version": platform.python_version(),
+            "mimetype": "text/x-python",
+            "file_extension": ".py",
+            "pygments_lexer": "python3",
+            "codemirror_mode": {"name": "python", "version": 3},
+            "nbconvert_exporter": "python",
+        },
+        "banner": (
+            f"zembed {__version__}: a kernel inside {kernel.name!r} (pid {_pid()}), "
+            f"Python {platform.python_version()}, host loop {kernel.loop}\n"
+        ),
+        "help_links": [{"text": "zembed documentation", "url": "https://zembed.readthedocs.io"}],
+        "supported_features": [],
+        "debugger": False,
+        "zembed": {
+            "app": kernel.name,
+            "pid": _pid(),
+            "loop": kernel.loop,
+            "connection_file": str(kernel.connection_file),
+            "executing": kernel.executing,
+            "host_busy_seconds": round(kernel.host_busy_seconds(), 3),
+            "execution_count": kernel.execution_count,
+        },
+    }
+
+
+def _pid() -> int:
+    return os.getpid()
+
+
+def interrupt(kernel: Kernel, request: Request) -> Content:
+    interrupted = kernel.interrupt()
+    log.info("zembed: interrupt requested (%s)", "cell interrupted" if interrupted else "no cell running")
+    return {"status": "ok"}
+
+
+def shutdown(kernel: Kernel, request: Request) -> Content | None:
+    restart = bool(request.content.get("restart", False))
+    request.reply({"status": "ok", "restart": restart})
+    log.info("zembed: shutdown_request from a client: detaching; the host keeps running")
+    kernel.detach(restart)
+    return None  # already replied, before the socket thread winds down
+
+
+# -- host thread -----------------------------------------------------------------
+
+
+def execute(kernel: Kernel, request: Request) -> Content:
+    content = request.content
+    code = _field(content, "code", str)
+    silent = bool(content.get("silent", False))
+    store_history = bool(content.get("store_history", not silent)) and not silent
+    user_expressions = _field(content, "user_expressions", dict, {}) or {}
+    allow_stdin = bool(content.get("allow_stdin", True))
+    stop_on_error = bool(content.get("stop_on_error", True))
+
+    if store_history:
+        kernel.execution_count += 1
+    count = kernel.execution_count
+    if not silent:
+        request.publish("execute_input", {"code": code, "execution_count": count})
+    if store_history:
+        kernel.history.append(count, code)
+
+    buffer = OutputBuffer()
+    output = CellOutput(request, buffer)
+    # Shown in tracebacks; cells that are not counted get a unique name so
+    # linecache never serves another cell's source.
+    filename = f"<In [{count}]>" if store_history else f"<In [-] {request.message.msg_id[:8]}>"
+
+    def request_input(prompt: str, password: bool) -> str:
+        output.flush()
+        parent = request.message
+        return kernel.send("stdin", "input_request", {"prompt": prompt, "password": password}, parent.header, parent.idents)
+
+    expressions: Content = {}
+    try:
+        with kernel.cell(buffer, request.message.header), captured_streams(buffer), publishing(output), \
+                kernel._stdin.patched(request_input, allow_stdin):
+            result = run_cell(code, filename, kernel.namespace, kernel._interrupter.armed, format_bundle)
+            if user_expressions:
+                expressions = evaluate_expressions(user_expressions, kernel.namespace, format_bundle)
+    finally:
+        output.flush()
+
+    if result.exit_requested:
+        return {"status": "ok", "execution_count": count, "user_expressions": expressions,
+                "payload": [{"source": "ask_exit", "keepkernel": True}]}
+    if result.error is not None:
+        request.publish("error", result.error)
+        if stop_on_error:
+            request.afterwards.append(lambda: _abort_queued_executes(kernel))
+        return {"status": "error", "execution_count": count, **result.error}
+    if result.data is not None and not silent:
+        request.publish("execute_result", {"execution_count": count, "data": result.data, "metadata": result.metadata or {}})
+        if store_history:
+            kernel.history.set_output(count, result.data.get("text/plain", ""))
+    return {"status": "ok", "execution_count": count, "user_expressions": expressions, "payload": []}
+
+
+def _abort_queued_executes(kernel: Kernel) -> None:
+    for channel, message in kernel.take_queued(lambda _c, m: m.msg_type == "execute_request"):
+        aborted = Request(kernel, channel, message)
+        aborted.publish("status", {"execution_state": "busy"})
+        aborted.reply({"status": "aborted", "execution_count": kernel.execution_count})
+        aborted.publish("status", {"execution_state": "idle"})
+
+
+def complete_(kernel: Kernel, request: Request) -> Content:
+    code = _field(request.content, "code", str)
+    cursor_pos = _field(request.content, "cursor_pos", int, len(code))
+    return complete(code, max(0, min(cursor_pos, len(code))), kernel.namespace)
+
+
+def inspect_(kernel: Kernel, request: Request) -> Content:
+    code = _field(request.content, "code", str)
+    cursor_pos = _field(request.content, "cursor_pos", int, len(code))
+    detail = _field(request.content, "detail_level", int, 0)
+    return inspect_object(code, max(0, min(cursor_pos, len(code))), detail, kernel.namespace)
+
+
+def is_complete_(kernel: Kernel, request: Request) -> Content:
+    return is_complete(_field(request.content, "code", str))
+
+
+def history(kernel: Kernel, request: Request) -> Content:
+    return {"status": "ok", "history": kernel.history.query(request.content)}
+
+
+def comm_info(kernel: Kernel, request: Request) -> Content:
+    return {"status": "ok", "comms": {}}
+
+
+def comm_open(kernel: Kernel, request: Request) -> None:
+    # No comm targets are registered: spec says answer with comm_close.
+    comm_id = request.content.get("comm_id")
+    log.info("zembed: comm_open for unknown target %r; closing it", request.content.get("target_name"))
+    request.publish("comm_close", {"comm_id": comm_id, "data": {}})
+    return None
+
+
+def comm_ignore(kernel: Kernel, request: Request) -> None:
+    return None
+
+
+SOCKET_THREAD: dict[str, Handler] = {
+    "kernel_info_request": kernel_info,
+    "interrupt_request": interrupt,
+    "shutdown_request": shutdown,
+}
+
+HOST_THREAD: dict[str, Handler] = {
+    "execute_request": execute,
+    "complete_request": complete_,
+    "inspect_request": inspect_,
+    "is_complete_request": is_complete_,
+    "history_request": history,
+    "comm_info_request": comm_info,
+    "comm_open": comm_open,
+    "comm_msg": comm_ignore,
+    "comm_close": comm_ignore,
+}

@@ -1,0 +1,102 @@
+"""Interrupting a running cell without signals.
+
+``interrupt_request`` arrives on the control thread while the host thread
+runs user code.  We raise ``KeyboardInterrupt`` in that thread with
+``PyThreadState_SetAsyncExc``, which takes effect at the next bytecode.  A
+thread blocked in ``time.sleep`` runs no bytecode, so while a cell runs
+``time.sleep`` is replaced (and then restored) by a version that waits on a
+condition the interrupt wakes.  Other blocking C calls finish first.
+
+The exception is only ever aimed at the cell: ``armed()`` opens the window
+right before user code and closes it, clearing any exception not yet
+delivered, before control returns to kernel or host code.  No signal is
+sent and no signal handler is touched.
+"""
+
+from __future__ import annotations
+
+import _thread
+import ctypes
+import threading
+import time
+from contextlib import contextmanager
+from typing import Iterator
+
+_set_async_exc = ctypes.pythonapi.PyThreadState_SetAsyncExc
+_set_async_exc.argtypes = [ctypes.c_ulong, ctypes.py_object]
+_set_async_exc.restype = ctypes.c_int
+_clear_async_exc = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p)(
+    ("PyThreadState_SetAsyncExc", ctypes.pythonapi)
+)
+
+
+class Interrupter:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._target: int | None = None
+        # One raw lock per sleeping call, held while it sleeps; the interrupt
+        # releases them.  Raw locks wait in C, with no Python-level cleanup
+        # for the async exception to land in.
+        self._sleepers: set[_thread.LockType] = set()
+
+    @property
+    def running(self) -> bool:
+        return self._target is not None
+
+    def interrupt(self) -> bool:
+        """Raise KeyboardInterrupt in the running cell; False if none runs."""
+        with self._lock:
+            if self._target is None:
+                return False
+            _set_async_exc(self._target, KeyboardInterrupt)
+            for waiter in list(self._sleepers):
+                try:
+                    waiter.release()
+                except RuntimeError:  # already woken
+                    pass
+            return True
+
+    def _disarm(self) -> None:
+        with self._lock:
+            if self._target is not None:
+                _clear_async_exc(self._target, None)
+                self._target = None
+
+    @contextmanager
+    def armed(self) -> Iterator[None]:
+        """Run the body as an interruptible cell on the current thread."""
+        real_sleep = time.sleep
+        me = threading.get_ident()
+
+        def sleep(seconds: float) -> None:
+            if threading.get_ident() != me or self._target is None:
+                return real_sleep(seconds)
+            seconds = float(seconds)
+            if seconds < 0:
+                raise ValueError("sleep length must be non-negative")
+            waiter = _thread.allocate_lock()
+            waiter.acquire()
+            self._sleepers.add(waiter)
+            try:
+                # Returns early only when interrupt() released it; the pending
+                # async exception then fires at the next bytecode.
+                waiter.acquire(timeout=min(seconds, threading.TIMEOUT_MAX))
+            finally:
+                self._sleepers.discard(waiter)
+
+        sleep.__doc__ = real_sleep.__doc__
+        with self._lock:
+            self._target = me
+        time.sleep = sleep
+        try:
+            yield
+        finally:
+            # An exception delivered while we disarm must not escape into
+            # kernel code: retry until the window is closed and cleared.
+            while True:
+                try:
+                    self._disarm()
+                    time.sleep = real_sleep
+                    break
+                except KeyboardInterrupt:
+                    continue

@@ -1,0 +1,301 @@
+"""The embedded kernel: lifecycle, and the hand-off between threads.
+
+Two threads matter.  The socket thread (``_sockets``) receives and verifies
+every request.  Requests that need only kernel state (``kernel_info``,
+``interrupt``, ``shutdown``) are answered right there, so they are served
+while a cell runs.  Everything that touches the host's objects is queued
+and run on the host's thread through the loop adapter (``loops``), at most
+``poll_budget`` seconds of it per wake-up.  Handlers live in ``_handlers``.
+
+Nothing here changes process-wide state; the cell machinery in
+``_handlers`` does, only while user code runs, and restores it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+import time
+from collections import deque
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import zmq
+
+from . import _handlers
+from ._capture import OutputBuffer
+from ._config import KernelConfig
+from ._connection import remove_quietly, write_connection_file
+from ._errors import UsageError
+from ._history import History
+from ._interrupt import Interrupter
+from ._protocol import SIGNATURE_SCHEME, Message, Session, new_key, utc_now
+from ._sockets import SocketThread, bind_sockets
+from ._stdin import StdinBridge
+from .loops import LoopAdapter, PollLoop
+
+log = logging.getLogger("zembed")
+
+ShutdownHook = Callable[["Kernel", bool], None]
+
+
+class Kernel:
+    """A running embedded kernel.  Made by ``zembed.start_kernel``."""
+
+    def __init__(
+        self,
+        namespace: dict[str, Any],
+        config: KernelConfig,
+        adapter: LoopAdapter,
+        on_shutdown: ShutdownHook | None = None,
+    ) -> None:
+        self.namespace = namespace
+        self.name: str = config.name
+        self.config = config
+        self.execution_count = 0
+        self.history = History()
+        self.started_at = time.time()
+        self.messages_handled = 0
+        self._adapter = adapter
+        self._on_shutdown = on_shutdown
+        self._interrupter = Interrupter()
+        self._stdin = StdinBridge()
+        self._host_queue: deque[tuple[str, Message]] = deque()
+        self._scheduled = False
+        self._waiting_since: float | None = None
+        self._cell_started: float | None = None
+        self._active_output: tuple[OutputBuffer, dict[str, Any]] | None = None
+        self._stop_lock = threading.Lock()
+        self._stopped = False
+        self.detached = False
+
+        self._check_address(config)
+        key = new_key()
+        self.session = Session(key)
+        self._topic_prefix = f"kernel.{self.session.session_id}.".encode()
+        context: zmq.Context[Any] = zmq.Context()
+        ports = {c: getattr(config, f"{c}_port") for c in ("shell", "iopub", "stdin", "control", "hb")}
+        ip = config.ip if config.transport == "tcp" else (config.ip if config.ip != "127.0.0.1" else "")
+        self.connection_file: Path = config.connection_path()
+        if config.transport == "ipc" and not ip:
+            ip = str(self.connection_file.with_suffix("")) + "-ipc"
+        try:
+            sockets, bound = bind_sockets(context, config.transport, ip, ports, config.max_message_bytes)
+        except BaseException:
+            context.term()
+            raise
+        self.connection_info: dict[str, Any] = {
+            **{f"{c}_port": p for c, p in bound.items()},
+            "ip": ip,
+            "key": key.decode("ascii"),
+            "transport": config.transport,
+            "signature_scheme": SIGNATURE_SCHEME,
+            "kernel_name": "zembed",
+            "zembed": {"app": self.name, "pid": os.getpid(), "started": utc_now(), "loop": adapter.name},
+        }
+        self._sockets = SocketThread(
+            context, sockets, self.session, self._on_message, self._on_subscribe, self._flush_output, self._tick_interval
+        )
+        self._sockets.start()
+        try:
+            write_connection_file(self.connection_file, self.connection_info)
+        except BaseException:
+            self._sockets.stop()
+            raise
+        atexit.register(self.stop)
+        self.publish("status", {"execution_state": "starting"})
+        log.info("zembed: kernel %r serving on %s (loop: %s)", self.name, self.connection_file, adapter.name)
+
+    @staticmethod
+    def _check_address(config: KernelConfig) -> None:
+        if config.transport != "tcp" or config.ip in ("127.0.0.1", "localhost", "::1") or config.ip.startswith("127."):
+            return
+        if not config.allow_insecure_remote:
+            raise UsageError(
+                f"refusing to bind {config.ip!r}: anyone who reaches the iopub port could read all output. "
+                "Bind loopback and use an SSH tunnel, or pass allow_insecure_remote=True to accept the risk."
+            )
+        log.warning("zembed: binding %s WITHOUT encryption: output is readable by anyone on the network", config.ip)
+
+    # -- public API --------------------------------------------------------
+
+    @property
+    def loop(self) -> str:
+        """Name of the host loop adapter in use."""
+        return self._adapter.name
+
+    @property
+    def running(self) -> bool:
+        return not self._stopped and not self.detached
+
+    def poll(self) -> bool:
+        """Run pending kernel work now, on this thread; True if any ran.
+
+        For ``loop="poll"`` hosts: call it from your frame loop or timer.
+        Costs microseconds when nothing is pending.
+        """
+        adapter = self._adapter
+        if not isinstance(adapter, PollLoop):
+            raise UsageError(f"poll() is for loop='poll' kernels; this one runs on {adapter.name!r}")
+        return adapter.run_pending()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """For ``loop="poll"``: block until work is pending (or ``timeout``)."""
+        adapter = self._adapter
+        if not isinstance(adapter, PollLoop):
+            raise UsageError("wait() is for loop='poll' kernels")
+        return adapter.wait(timeout)
+
+    def interrupt(self) -> bool:
+        """Raise KeyboardInterrupt in the running cell; False if none runs."""
+        interrupted = self._interrupter.interrupt()
+        self._stdin.wake()
+        return interrupted
+
+    def stop(self) -> None:
+        """Close sockets, join threads, remove the connection file.  Idempotent."""
+        with self._stop_lock:
+            if self._stopped:
+                return
+            self._stopped = True
+        atexit.unregister(self.stop)
+        self._stdin.closed = True
+        self._stdin.wake()
+        self._sockets.stop()
+        remove_quietly(self.connection_file)
+        self._adapter.close()
+        self._host_queue.clear()
+        log.info("zembed: kernel %r stopped", self.name)
+
+    def __enter__(self) -> Kernel:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return f"<zembed.Kernel {self.name!r} {state} loop={self.loop} file={str(self.connection_file)!r}>"
+
+    @property
+    def executing(self) -> bool:
+        """True while a cell runs on the host's thread."""
+        return self._cell_started is not None
+
+    def host_busy_seconds(self) -> float:
+        """How long the host's thread has not come back for kernel work."""
+        since = [t for t in (self._waiting_since, self._cell_started) if t is not None]
+        return time.monotonic() - min(since) if since else 0.0
+
+    # -- sending (any thread) ---------------------------------------------
+
+    def send(
+        self,
+        channel: str,
+        msg_type: str,
+        content: dict[str, Any],
+        parent: dict[str, Any] | None = None,
+        idents: list[bytes] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> str:
+        """Queue a message for sending; return its msg_id."""
+        header = self.session.header(msg_type)
+        if not self._stopped:
+            frames = self.session.serialize(msg_type, content, parent, metadata, idents, header=header)
+            self._sockets.send(channel, frames)
+        return str(header["msg_id"])
+
+    def publish(self, msg_type: str, content: dict[str, Any], parent: dict[str, Any] | None = None) -> None:
+        self.send("iopub", msg_type, content, parent, [self._topic_prefix + msg_type.encode()])
+
+    # -- socket thread -----------------------------------------------------
+
+    def _on_message(self, channel: str, message: Message) -> None:
+        self.messages_handled += 1
+        if channel == "stdin":
+            if message.msg_type == "input_reply":
+                self._stdin.deliver(message)
+            return
+        if _handlers.on_socket_thread(channel, message.msg_type):
+            _handlers.handle(self, channel, message, _handlers.SOCKET_THREAD)
+            return
+        if self.detached:
+            return
+        if not self._host_queue:
+            self._waiting_since = time.monotonic()
+        self._host_queue.append((channel, message))
+        if not self._scheduled:
+            self._scheduled = True
+            self._adapter.call_soon(self._run_pending)
+
+    def _on_subscribe(self, topic: str) -> None:
+        self.publish("iopub_welcome", {"subscription": topic})
+
+    def _tick_interval(self) -> float | None:
+        return self.config.stream_flush_interval if self._active_output is not None else None
+
+    def _flush_output(self) -> None:
+        active = self._active_output
+        if active is not None:
+            buffer, parent = active
+            buffer.flush(lambda name, text: self.publish("stream", {"name": name, "text": text}, parent))
+
+    def detach(self, restart: bool) -> None:
+        """End serving after a remote ``shutdown_request``; the host lives on."""
+        self.detached = True
+        remove_quietly(self.connection_file)
+        self._sockets.stop()  # from its own thread: flags it, returns at once
+        self._adapter.call_soon(lambda: self._after_detach(restart))
+
+    def _after_detach(self, restart: bool) -> None:
+        try:
+            if self._on_shutdown is not None:
+                self._on_shutdown(self, restart)
+        except Exception:
+            log.exception("zembed: the host's on_shutdown callback failed")
+        finally:
+            self.stop()
+
+    # -- host thread -------------------------------------------------------
+
+    def _run_pending(self) -> None:
+        # Clear the flag before draining: a request queued from now on
+        # schedules another run, so none is left behind.
+        self._scheduled = False
+        deadline = time.monotonic() + self.config.poll_budget
+        queue = self._host_queue
+        while queue and not self._stopped:
+            channel, message = queue.popleft()
+            self._waiting_since = time.monotonic() if queue else None
+            try:
+                _handlers.handle(self, channel, message, _handlers.HOST_THREAD)
+            except Exception:
+                log.exception("zembed: error handling %s; still serving", message.msg_type)
+            if time.monotonic() > deadline:
+                break
+        if queue and not self._stopped and not self._scheduled:
+            self._scheduled = True
+            self._adapter.call_soon(self._run_pending)
+
+    @contextmanager
+    def cell(self, buffer: OutputBuffer, parent: dict[str, Any]) -> Iterator[None]:
+        """Mark a cell as running: its output is flushed on the socket
+        thread's timer, and ``host_busy_seconds`` counts from now."""
+        self._active_output = (buffer, parent)
+        self._cell_started = time.monotonic()
+        self._sockets.nudge()
+        try:
+            yield
+        finally:
+            self._cell_started = None
+            self._active_output = None
+
+    def take_queued(self, predicate: Callable[[str, Message], bool]) -> list[tuple[str, Message]]:
+        """Remove and return queued requests matching ``predicate`` (host thread)."""
+        taken = [item for item in list(self._host_queue) if predicate(*item)]  # snapshot: the socket thread appends
+        for item in taken:
+            self._host_queue.remove(item)
+        return taken

@@ -1,0 +1,177 @@
+"""The Jupyter wire format (messaging spec 5.5), with no I/O.
+
+Owns: building headers, signing and serializing a message into frames, and
+parsing and verifying frames into a ``Message``.  Nothing here imports zmq;
+the socket threads hand frames in and take frames out.
+
+Spec, "The Wire Protocol": ``[idents..., b"<IDS|MSG>", signature, header,
+parent_header, metadata, content, buffers...]``, where the signature is the
+hex HMAC-SHA256 of the four serialized dicts, in that order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from ._errors import BadSignature, MalformedMessage, ReplayedMessage
+
+PROTOCOL_VERSION = "5.5"
+DELIMITER = b"<IDS|MSG>"
+SIGNATURE_SCHEME = "hmac-sha256"
+
+Dict = dict[str, Any]
+
+
+@dataclass
+class Message:
+    """One parsed message.  ``idents`` are the ROUTER routing frames."""
+
+    header: Dict
+    parent_header: Dict = field(default_factory=dict)
+    metadata: Dict = field(default_factory=dict)
+    content: Dict = field(default_factory=dict)
+    buffers: list[bytes] = field(default_factory=list)
+    idents: list[bytes] = field(default_factory=list)
+
+    @property
+    def msg_type(self) -> str:
+        return str(self.header["msg_type"])
+
+    @property
+    def msg_id(self) -> str:
+        return str(self.header["msg_id"])
+
+
+def new_key() -> bytes:
+    """A fresh 256-bit signing key, hex-encoded as Jupyter stores it."""
+    return os.urandom(32).hex().encode("ascii")
+
+
+def utc_now() -> str:
+    """ISO 8601 with a ``Z`` suffix, as jupyter_client writes dates."""
+    return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _dumps(obj: Any) -> bytes:
+    return json.dumps(obj, ensure_ascii=False, default=_json_fallback).encode("utf-8", "surrogateescape")
+
+
+def _json_fallback(obj: Any) -> Any:
+    # Content is built by zembed itself, so this only meets odd user values
+    # (user_expressions, metadata): degrade to text rather than fail a reply.
+    if isinstance(obj, datetime):
+        return obj.isoformat()
+    if isinstance(obj, (bytes, bytearray)):
+        return bytes(obj).decode("utf-8", "replace")
+    if isinstance(obj, (set, frozenset, tuple)):
+        return list(obj)
+    return repr(obj)
+
+
+class Session:
+    """Signs outgoing and verifies incoming messages for one kernel.
+
+    ``replay_window`` bounds how many recent signatures are remembered to
+    reject replays (jupyter_client keeps 2**16 as well).
+    """
+
+    def __init__(self, key: bytes, *, username: str = "zembed", replay_window: int = 2**16) -> None:
+        if not key:
+            raise ValueError("an empty key would accept unsigned messages; zembed always signs")
+        self.key = key
+        self.session_id = uuid.uuid4().hex
+        self.username = username
+        self._hmac = hmac.new(key, digestmod=hashlib.sha256)
+        self._seen: set[bytes] = set()
+        self._seen_order: deque[bytes] = deque()
+        self._replay_window = replay_window
+
+    # -- outgoing ---------------------------------------------------------
+
+    def header(self, msg_type: str) -> Dict:
+        return {
+            "msg_id": uuid.uuid4().hex,
+            "session": self.session_id,
+            "username": self.username,
+            "date": utc_now(),
+            "msg_type": msg_type,
+            "version": PROTOCOL_VERSION,
+        }
+
+    def sign(self, parts: list[bytes]) -> bytes:
+        mac = self._hmac.copy()
+        for part in parts:
+            mac.update(part)
+        return mac.hexdigest().encode("ascii")
+
+    def serialize(
+        self,
+        msg_type: str,
+        content: Dict,
+        parent: Dict | None = None,
+        metadata: Dict | None = None,
+        idents: list[bytes] | None = None,
+        buffers: list[bytes] | None = None,
+        header: Dict | None = None,
+    ) -> list[bytes]:
+        """Frames ready for ``send_multipart``."""
+        parts = [
+            _dumps(header or self.header(msg_type)),
+            _dumps(parent or {}),
+            _dumps(metadata or {}),
+            _dumps(content),
+        ]
+        return [*(idents or []), DELIMITER, self.sign(parts), *parts, *(buffers or [])]
+
+    # -- incoming ---------------------------------------------------------
+
+    def parse(self, frames: list[bytes]) -> Message:
+        """Verify and decode frames; raise a ``ProtocolError`` subclass if bad.
+
+        The signature is checked before any JSON is decoded, so an
+        unauthenticated peer never reaches the parser.
+        """
+        try:
+            split = frames.index(DELIMITER)
+        except ValueError:
+            raise MalformedMessage("no <IDS|MSG> delimiter") from None
+        idents, rest = list(frames[:split]), frames[split + 1 :]
+        if len(rest) < 5:
+            raise MalformedMessage(f"{len(rest)} frames after the delimiter, need at least 5")
+        signature, parts, buffers = rest[0], list(rest[1:5]), list(rest[5:])
+        if not signature:
+            raise BadSignature("unsigned message")
+        if not hmac.compare_digest(signature, self.sign(parts)):
+            raise BadSignature("signature does not match")
+        if signature in self._seen:
+            raise ReplayedMessage("signature seen before")
+        self._remember(signature)
+
+        dicts = []
+        for name, raw in zip(("header", "parent_header", "metadata", "content"), parts):
+            try:
+                value = json.loads(raw)
+            except (UnicodeDecodeError, ValueError) as exc:
+                raise MalformedMessage(f"{name} is not JSON: {exc}") from None
+            if not isinstance(value, dict):
+                raise MalformedMessage(f"{name} is {type(value).__name__}, not an object")
+            dicts.append(value)
+        header = dicts[0]
+        for key in ("msg_id", "msg_type"):
+            if not isinstance(header.get(key), str):
+                raise MalformedMessage(f"header.{key} missing or not a string")
+        return Message(header, dicts[1], dicts[2], dicts[3], buffers, idents)
+
+    def _remember(self, signature: bytes) -> None:
+        self._seen.add(signature)
+        self._seen_order.append(signature)
+        if len(self._seen_order) > self._replay_window:
+            self._seen.discard(self._seen_order.popleft())

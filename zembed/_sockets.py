@@ -1,0 +1,292 @@
+"""The kernel's socket thread and heartbeat: all ZeroMQ I/O lives here.
+
+Sockets are created and bound on the thread that calls ``start_kernel`` (so
+a bind error raises there, before any connection file exists), then handed
+to the socket thread, which alone uses them from then on.  Other threads
+never touch a socket: they call ``send()``, which queues the message and
+wakes the thread through a socketpair.
+
+The heartbeat is ``zmq.proxy_steerable`` echoing a ROUTER to itself in a
+thread of its own: it runs in C without the GIL, so it answers while the
+host's thread is busy in Python.  The socket thread terminates it through
+an inproc control socket and closes the context when it exits.
+
+The thread never raises: a bad frame is logged (rate-limited) and dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any, Callable
+
+import zmq
+
+from ._errors import ProtocolError
+from ._protocol import Message, Session
+
+log = logging.getLogger("zembed")
+
+# Sockets that carry requests, in the order they are served each turn:
+# control first, so interrupt and shutdown overtake a queue of executes.
+REQUEST_CHANNELS = ("control", "shell", "stdin")
+SOCKET_TYPES = {"shell": zmq.ROUTER, "control": zmq.ROUTER, "stdin": zmq.ROUTER, "iopub": zmq.XPUB, "hb": zmq.ROUTER}
+MAX_FRAMES = 1_000
+IOPUB_HWM = 10_000
+LINGER_MS = 500
+
+
+class RateLimitedLog:
+    """At most ``burst`` warnings per ``window`` seconds, then a count."""
+
+    def __init__(self, burst: int = 20, window: float = 10.0) -> None:
+        self.burst, self.window = burst, window
+        self._start, self._count, self._dropped = 0.0, 0, 0
+
+    def warning(self, message: str, *args: Any) -> None:
+        now = time.monotonic()
+        if now - self._start > self.window:
+            if self._dropped:
+                log.warning("zembed: %d more rejected messages were not logged", self._dropped)
+            self._start, self._count, self._dropped = now, 0, 0
+        self._count += 1
+        if self._count <= self.burst:
+            log.warning(message, *args)
+        else:
+            self._dropped += 1
+
+
+def bind_sockets(
+    context: zmq.Context[Any], transport: str, ip: str, ports: dict[str, int], max_message_bytes: int
+) -> tuple[dict[str, zmq.Socket[Any]], dict[str, int]]:
+    """Create and bind one socket per channel; return them and their ports."""
+    sockets: dict[str, zmq.Socket[Any]] = {}
+    bound: dict[str, int] = {}
+    try:
+        for channel, kind in SOCKET_TYPES.items():
+            sock = context.socket(kind)
+            sockets[channel] = sock
+            sock.linger = LINGER_MS
+            if kind == zmq.ROUTER or kind == zmq.XPUB:
+                sock.setsockopt(zmq.MAXMSGSIZE, max_message_bytes)
+            if channel == "iopub":
+                sock.setsockopt(zmq.XPUB_VERBOSE, 1)
+                sock.sndhwm = IOPUB_HWM
+            bound[channel] = _bind(sock, transport, ip, ports.get(channel, 0))
+    except BaseException:
+        for sock in sockets.values():
+            sock.close(linger=0)
+        raise
+    return sockets, bound
+
+
+def _bind(sock: zmq.Socket[Any], transport: str, ip: str, port: int) -> int:
+    if transport == "tcp":
+        if port:
+            sock.bind(f"tcp://{ip}:{port}")
+            return port
+        return sock.bind_to_random_port(f"tcp://{ip}")
+    # ipc: Jupyter's convention is the address "ipc://<ip>-<port>".
+    candidate = port or 1
+    while True:
+        if port or not Path(f"{ip}-{candidate}").exists():
+            sock.bind(f"ipc://{ip}-{candidate}")
+            return candidate
+        candidate += 1
+
+
+class SocketThread(threading.Thread):
+    """Serves the bound sockets until ``stop()``, then closes everything.
+
+    ``on_message(channel, message)`` is called on this thread for every
+    verified request; ``on_subscribe(topic)`` for every iopub subscription;
+    ``on_tick()`` every ``tick_interval()`` seconds while that is not None
+    (the kernel flushes a running cell's output there).
+    """
+
+    def __init__(
+        self,
+        context: zmq.Context[Any],
+        sockets: dict[str, zmq.Socket[Any]],
+        session: Session,
+        on_message: Callable[[str, Message], None],
+        on_subscribe: Callable[[str], None],
+        on_tick: Callable[[], None],
+        tick_interval: Callable[[], float | None],
+    ) -> None:
+        super().__init__(name="zembed-sockets", daemon=True)
+        self._context = context
+        self._sockets = sockets
+        self._session = session
+        self._on_message = on_message
+        self._on_subscribe = on_subscribe
+        self._on_tick = on_tick
+        self._tick_interval = tick_interval
+        self._outbox: deque[tuple[str, list[bytes]]] = deque()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._wake_pending = False
+        self._stopping = False
+        self._rejected = RateLimitedLog()
+        self._heartbeat = Heartbeat(context, sockets["hb"])
+
+    # -- any thread ------------------------------------------------------
+
+    def send(self, channel: str, frames: list[bytes]) -> None:
+        self._outbox.append((channel, frames))
+        # Order matters: append, then check the flag the thread clears
+        # before it drains, so no wake-up is lost and most are skipped.
+        if not self._wake_pending:
+            self._wake_pending = True
+            self._wake()
+
+    def nudge(self) -> None:
+        """Wake the thread so it re-reads ``tick_interval()``."""
+        self._wake()
+
+    def _wake(self) -> None:
+        try:
+            self._wake_w.send(b"\0")
+        except (BlockingIOError, OSError):  # the pipe is full: a wake-up is pending anyway
+            pass
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stopping = True
+        self._wake()
+        if threading.current_thread() is not self and self.is_alive():
+            self.join(timeout)
+            if self.is_alive():
+                log.error("zembed: socket thread did not stop within %.1f s", timeout)
+
+    # -- the thread ------------------------------------------------------
+
+    def run(self) -> None:
+        self._heartbeat.start()
+        poller = zmq.Poller()
+        for channel in (*REQUEST_CHANNELS, "iopub"):
+            poller.register(self._sockets[channel], zmq.POLLIN)
+        poller.register(self._wake_r, zmq.POLLIN)
+        next_tick: float | None = None
+        try:
+            while not self._stopping:
+                interval = self._tick_interval()
+                if interval is None:
+                    next_tick, timeout = None, None
+                else:
+                    now = time.monotonic()
+                    next_tick = next_tick or now + interval
+                    timeout = max(0.0, next_tick - now) * 1000
+                ready = dict(poller.poll(timeout))
+                if self._wake_r.fileno() in ready:
+                    self._drain_wake()
+                for channel in REQUEST_CHANNELS:
+                    if self._sockets[channel] in ready:
+                        self._receive(channel)
+                if self._sockets["iopub"] in ready:
+                    self._receive_subscriptions()
+                if next_tick is not None and time.monotonic() >= next_tick:
+                    next_tick = None
+                    self._guarded(self._on_tick)
+                self._flush_outbox()
+            self._flush_outbox()
+        except Exception:
+            log.exception("zembed: socket thread failed; the kernel stops serving")
+        finally:
+            self._close()
+
+    def _drain_wake(self) -> None:
+        try:
+            while self._wake_r.recv(4096):
+                pass
+        except (BlockingIOError, OSError):
+            pass
+
+    def _receive(self, channel: str) -> None:
+        sock = self._sockets[channel]
+        for _ in range(100):  # bounded, so one flood cannot starve control
+            try:
+                frames = sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if len(frames) > MAX_FRAMES:
+                self._rejected.warning("zembed: dropped a %d-frame message on %s", len(frames), channel)
+                continue
+            try:
+                message = self._session.parse(frames)
+            except ProtocolError as exc:
+                self._rejected.warning("zembed: rejected a message on %s: %s", channel, exc)
+                continue
+            self._guarded(self._on_message, channel, message)
+
+    def _receive_subscriptions(self) -> None:
+        sock = self._sockets["iopub"]
+        while True:
+            try:
+                frame = sock.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if frame[:1] == b"\x01":  # subscribe; b"\x00" is unsubscribe
+                self._guarded(self._on_subscribe, frame[1:].decode("utf-8", "replace"))
+
+    def _flush_outbox(self) -> None:
+        self._wake_pending = False
+        outbox, sockets = self._outbox, self._sockets
+        while outbox:
+            channel, frames = outbox.popleft()
+            try:
+                sockets[channel].send_multipart(frames, zmq.NOBLOCK, copy=len(frames[-1]) < 65536)
+            except zmq.Again:
+                log.debug("zembed: %s send queue full; message dropped", channel)
+            except zmq.ZMQError as exc:
+                log.warning("zembed: could not send on %s: %s", channel, exc)
+
+    def _guarded(self, callback: Callable[..., None], *args: Any) -> None:
+        try:
+            callback(*args)
+        except Exception:
+            log.exception("zembed: error while handling a message; still serving")
+
+    def _close(self) -> None:
+        self._heartbeat.stop()
+        for sock in self._sockets.values():
+            sock.close()
+        self._context.term()
+        self._wake_r.close()
+        self._wake_w.close()
+
+
+class Heartbeat:
+    """Echo on the hb socket, in C, until stopped."""
+
+    def __init__(self, context: zmq.Context[Any], sock: zmq.Socket[Any]) -> None:
+        self._socket = sock
+        address = f"inproc://zembed-hb-control-{os.getpid()}-{id(self)}"
+        self._control = context.socket(zmq.PAIR)
+        self._control.bind(address)
+        self._remote = context.socket(zmq.PAIR)
+        self._remote.connect(address)
+        self._thread = threading.Thread(target=self._run, name="zembed-heartbeat", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            zmq.proxy_steerable(self._socket, self._socket, None, self._remote)
+        except zmq.ZMQError as exc:
+            if exc.errno != zmq.ETERM:
+                log.warning("zembed: heartbeat stopped: %s", exc)
+        finally:
+            self._remote.close(linger=0)
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self._control.send(b"TERMINATE")
+            self._thread.join(2.0)
+        self._control.close(linger=0)
