@@ -151,6 +151,19 @@ class Client:
             self._replies[reply["parent_header"].get("msg_id")] = reply
         return self._replies.pop(msg_id)
 
+    def control(self, msg_type: str, content: dict[str, Any] | None = None, timeout: float = 5) -> dict[str, Any]:
+        """Send a control request and return its reply's content."""
+        msg = self.kc.session.msg(msg_type, content or {})
+        self.kc.control_channel.send(msg)
+        deadline = time.monotonic() + timeout
+        while True:
+            reply = self.kc.get_control_msg(timeout=max(0.01, deadline - time.monotonic()))
+            if reply["parent_header"].get("msg_id") == msg["header"]["msg_id"]:
+                return reply["content"]
+
+    def interrupt(self) -> dict[str, Any]:
+        return self.control("interrupt_request")
+
     def value(self, expression: str) -> Any:
         """Evaluate in the host and bring back a literal value."""
         import ast

@@ -169,3 +169,10 @@ def test_other_loops_serve(loop, start_host, connect):
     assert client.value("__import__('threading').get_ident() == host.thread_id") is True
     info = client.kc.kernel_info(reply=True, timeout=5)["content"]
     assert info["zembed"]["loop"] == ("asyncio" if loop == "tornado" else "callable")
+
+
+def test_cells_do_not_inherit_the_kernels_future_imports(host_and_client):
+    # Regression: cells were compiled with zembed's `from __future__ import annotations`.
+    _, client = host_and_client
+    client.run("def f(x: int): pass")
+    assert client.value("f.__annotations__['x'] is int") is True

@@ -36,13 +36,17 @@ def register_source(filename: str, source: str) -> None:
 
 
 def compile_cell(source: str, filename: str) -> tuple[CodeType | None, CodeType | None]:
-    """``(body, last_expression)``; either may be None."""
+    """``(body, last_expression)``; either may be None.
+
+    ``dont_inherit``: this module's ``from __future__`` imports must not
+    leak into user code (postponed annotations would change its meaning).
+    """
     tree = ast.parse(source, filename, "exec")
     last: ast.Expression | None = None
     if tree.body and isinstance(tree.body[-1], ast.Expr):
         last = ast.Expression(tree.body.pop().value)
-    body = compile(tree, filename, "exec") if tree.body else None
-    return body, compile(last, filename, "eval") if last is not None else None
+    body = compile(tree, filename, "exec", dont_inherit=True) if tree.body else None
+    return body, compile(last, filename, "eval", dont_inherit=True) if last is not None else None
 
 
 def _user_frames(tb: TracebackType | None) -> TracebackType | None:
@@ -106,7 +110,7 @@ def evaluate_expressions(expressions: dict[str, Any], namespace: dict[str, Any],
         try:
             if not isinstance(expression, str):
                 raise TypeError(f"user expression must be a string, not {type(expression).__name__}")
-            value = eval(compile(expression, "<user_expression>", "eval"), namespace)
+            value = eval(compile(expression, "<user_expression>", "eval", dont_inherit=True), namespace)
             data, metadata = formatter(value)
             results[name] = {"status": "ok", "data": data, "metadata": metadata}
         except Exception as exc:

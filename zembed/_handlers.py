@@ -218,7 +218,10 @@ def execute(kernel: Kernel, request: Request) -> Content:
     if result.error is not None:
         request.publish("error", result.error)
         if stop_on_error:
-            request.afterwards.append(lambda: _abort_queued_executes(kernel))
+            # Abort what was queued when the error happened, not what a
+            # client sends after seeing the error reply.
+            queued = kernel.take_queued(lambda _c, m: m.msg_type == "execute_request")
+            request.afterwards.append(lambda: _abort(kernel, queued))
         return {"status": "error", "execution_count": count, **result.error}
     if result.data is not None and not silent:
         request.publish("execute_result", {"execution_count": count, "data": result.data, "metadata": result.metadata or {}})
@@ -227,8 +230,8 @@ def execute(kernel: Kernel, request: Request) -> Content:
     return {"status": "ok", "execution_count": count, "user_expressions": expressions, "payload": []}
 
 
-def _abort_queued_executes(kernel: Kernel) -> None:
-    for channel, message in kernel.take_queued(lambda _c, m: m.msg_type == "execute_request"):
+def _abort(kernel: Kernel, requests: list[tuple[str, Message]]) -> None:
+    for channel, message in requests:
         aborted = Request(kernel, channel, message)
         aborted.publish("status", {"execution_state": "busy"})
         aborted.reply({"status": "aborted", "execution_count": kernel.execution_count})

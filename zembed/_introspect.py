@@ -15,6 +15,7 @@ import codeop
 import inspect
 import io
 import keyword
+import linecache
 import pkgutil
 import re
 import sys
@@ -228,34 +229,53 @@ def describe(name: str, obj: Any, detail_level: int = 0) -> str:
         lines.append(f"Signature: {name}{shown}")
     except (TypeError, ValueError):
         pass
-    try:
-        source_file = inspect.getsourcefile(obj) or inspect.getfile(obj)
-        try:
-            _, line_no = inspect.getsourcelines(obj)
-            lines.append(f"File:      {source_file}:{line_no}")
-        except (OSError, TypeError):
-            lines.append(f"File:      {source_file}")
-    except TypeError:
-        pass
+    location, source = source_of(obj)
+    if location:
+        lines.append(f"File:      {location}")
     doc = inspect.getdoc(obj)
-    if doc and (detail_level == 0 or not _has_source(obj)):
+    if doc and (detail_level == 0 or source is None):
         lines.append("Docstring:\n" + doc)
     elif not doc and detail_level == 0:
         lines.append("Docstring: <no docstring>")
     if detail_level > 0:
-        try:
-            lines.append("Source:\n" + inspect.getsource(obj).rstrip("\n"))
-        except (OSError, TypeError):
-            lines.append("Source:    <not available>")
+        lines.append("Source:\n" + source.rstrip("\n") if source else "Source:    <not available>")
     return "\n".join(lines)
 
 
-def _has_source(obj: Any) -> bool:
+def source_of(obj: Any) -> tuple[str | None, str | None]:
+    """``("file:line", source)`` of ``obj``, either part None if unknown.
+
+    Classes defined in a cell have no module file; their methods' code
+    objects name the cell, whose source zembed registered with linecache.
+    """
+    if inspect.isclass(obj):
+        found = _class_source_from_methods(obj)
+        if found is not None:
+            return found
     try:
-        inspect.getsource(obj)
-        return True
+        filename = inspect.getsourcefile(obj) or inspect.getfile(obj)
+    except TypeError:
+        return None, None
+    try:
+        source_lines, line_no = inspect.getsourcelines(obj)
+        return f"{filename}:{max(line_no, 1)}", "".join(source_lines)
     except (OSError, TypeError):
-        return False
+        return filename, None
+
+
+def _class_source_from_methods(cls: type) -> tuple[str, str] | None:
+    for value in vars(cls).values():
+        code = getattr(inspect.unwrap(value) if callable(value) else value, "__code__", None)
+        if code is None or not code.co_filename.startswith("<"):
+            continue
+        lines = linecache.getlines(code.co_filename)
+        pattern = re.compile(rf"^\s*class\s+{re.escape(cls.__name__)}\b")
+        for start in range(min(code.co_firstlineno, len(lines)) - 1, -1, -1):
+            if pattern.match(lines[start]):
+                block = inspect.getblock(lines[start:])
+                return f"{code.co_filename}:{start + 1}", "".join(block)
+        return None
+    return None
 
 
 # -- is_complete -----------------------------------------------------------

@@ -28,7 +28,7 @@ import zmq
 from . import _handlers
 from ._capture import OutputBuffer
 from ._config import KernelConfig
-from ._connection import remove_quietly, write_connection_file
+from ._connection import ensure_private_dir, remove_quietly, write_connection_file
 from ._errors import UsageError
 from ._history import History
 from ._interrupt import Interrupter
@@ -80,8 +80,9 @@ class Kernel:
         ports = {c: getattr(config, f"{c}_port") for c in ("shell", "iopub", "stdin", "control", "hb")}
         ip = config.ip if config.transport == "tcp" else (config.ip if config.ip != "127.0.0.1" else "")
         self.connection_file: Path = config.connection_path()
-        if config.transport == "ipc" and not ip:
-            ip = str(self.connection_file.with_suffix("")) + "-ipc"
+        if config.transport == "ipc":
+            ip = ip or str(self.connection_file.with_suffix("")) + "-ipc"
+            ensure_private_dir(Path(ip).parent)  # the socket files live there
         try:
             sockets, bound = bind_sockets(context, config.transport, ip, ports, config.max_message_bytes)
         except BaseException:

@@ -254,8 +254,17 @@ class SocketThread(threading.Thread):
 
     def _close(self) -> None:
         self._heartbeat.stop()
+        ipc_paths = []
         for sock in self._sockets.values():
+            endpoint = sock.get(zmq.LAST_ENDPOINT).decode()
+            if endpoint.startswith("ipc://"):
+                ipc_paths.append(Path(endpoint[len("ipc://") :]))
             sock.close()
+        for path in ipc_paths:  # libzmq leaves the socket files behind
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                pass
         self._context.term()
         self._wake_r.close()
         self._wake_w.close()

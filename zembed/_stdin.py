@@ -47,7 +47,9 @@ class StdinBridge:
         while True:
             while self._replies:
                 reply = self._replies.popleft()
-                if reply.parent_header.get("msg_id") == request_id:
+                # jupyter_client sends input_reply without a parent header;
+                # skip only a reply that names another (older) request.
+                if reply.parent_header.get("msg_id") in (None, request_id):
                     value = reply.content.get("value", "")
                     return value if isinstance(value, str) else str(value)
             if self.closed:

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import builtins
+import getpass
 import json
 import os
 import queue
@@ -26,6 +28,8 @@ import time
 
 import zembed
 
+ORIGINAL_INPUT, ORIGINAL_GETPASS = builtins.input, getpass.getpass
+
 
 class Host:
     def __init__(self) -> None:
@@ -34,8 +38,17 @@ class Host:
         self.interrupts_in_host_code = 0
         self.quit = False
         self.shutdown_calls: list[bool] = []
-        self.signals_at_start = self.signal_handlers()
+        self.signals_at_start: dict[int, object] = {}
         self.printed = 0
+        self.sleep_was_builtin_between_cells = True
+        self.input_was_builtin_between_cells = True
+        self.streams = (sys.stdout, sys.stderr)
+        self.stream_sets: set[tuple[int, int]] = set()
+
+    @property
+    def streams_seen_between_cells(self) -> int:
+        """How many distinct stream pairs host code saw; 1 = always its own."""
+        return len(self.stream_sets | {(id(self.streams[0]), id(self.streams[1]))})
 
     @staticmethod
     def signal_handlers() -> dict[int, object]:
@@ -47,12 +60,22 @@ class Host:
                 pass
         return handlers
 
+    def before_kernel(self) -> None:
+        # Taken right before start_kernel: asyncio.run() installs its own
+        # SIGINT handler, which is the host's business, not zembed's.
+        self.signals_at_start = self.signal_handlers()
+
     def signals_unchanged(self) -> bool:
         return self.signal_handlers() == self.signals_at_start
 
     def frame(self) -> None:
         try:
             self.frames += 1
+            self.stream_sets.add((id(sys.stdout), id(sys.stderr)))
+            if builtins.input is not ORIGINAL_INPUT or getpass.getpass is not ORIGINAL_GETPASS:
+                self.input_was_builtin_between_cells = False
+            if type(time.sleep).__name__ != "builtin_function_or_method":
+                self.sleep_was_builtin_between_cells = False
             if self.frames % 30 == 0:
                 self.printed += 1
                 if sys.stdout is not None:
@@ -77,7 +100,7 @@ def main() -> None:
     if args.stdout_none:
         sys.stdout = None  # type: ignore[assignment]  # a windowed host
         sys.stderr = None  # type: ignore[assignment]
-    host = Host()
+    host = Host()  # after the --stdout-none switch: it records the host's own streams
     namespace = {"host": host}
     period = 1.0 / args.fps
     deadline = time.monotonic() + 300
@@ -93,6 +116,7 @@ def main() -> None:
     if args.loop in ("asyncio", "tornado"):
 
         async def run() -> None:
+            host.before_kernel()
             if args.loop == "tornado":
                 from tornado.ioloop import IOLoop
 
@@ -112,6 +136,7 @@ def main() -> None:
     if args.loop == "callable":
         # The one-callable contract: a plain thread-safe queue drained each frame.
         tasks: queue.SimpleQueue = queue.SimpleQueue()
+        host.before_kernel()
         kernel = zembed.start_kernel(namespace, name=args.name, loop=tasks.put, on_shutdown=on_shutdown)
 
         def pump() -> None:
@@ -121,6 +146,7 @@ def main() -> None:
                 except queue.Empty:
                     return
     else:
+        host.before_kernel()
         kernel = zembed.start_kernel(namespace, name=args.name, loop="poll", on_shutdown=on_shutdown)
         pump = kernel.poll
     namespace["kernel"] = kernel

@@ -1,0 +1,200 @@
+"""Starting and stopping in one process: no leaks, no singletons, clear misuse
+errors; the loop contract proved with the simplest fake host loop."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+
+import psutil
+import pytest
+
+import zembed
+from zembed._config import option_names
+
+
+def test_public_surface_is_pinned():
+    assert sorted(zembed.__all__) == sorted([
+        "BadSignature", "ConnectionFileError", "DisplayHandle", "Kernel", "KernelConfig", "KernelStopped",
+        "MalformedMessage", "ProtocolError", "ReplayedMessage", "StdinNotAvailable", "UsageError", "ZembedError",
+        "__version__", "clear_output", "display", "serve", "start_kernel",
+    ])
+
+
+def counts():
+    process = psutil.Process()
+    return process.num_fds(), process.num_threads(), threading.active_count()
+
+
+def test_fifty_start_stop_cycles_leak_nothing():
+    zembed.start_kernel({}, loop="poll").stop()  # warm up lazy imports
+    before = counts()
+    for _ in range(50):
+        kernel = zembed.start_kernel({}, loop="poll")
+        kernel.stop()
+    assert counts() == before
+
+
+def test_threads_added_while_running():
+    before = psutil.Process().num_threads()
+    with zembed.start_kernel({}, loop="poll"):
+        added = psutil.Process().num_threads() - before
+    assert added <= 4  # socket thread, heartbeat, libzmq's I/O thread and reaper
+
+
+def test_context_manager_and_idempotent_stop():
+    with zembed.start_kernel({}, loop="poll") as kernel:
+        assert kernel.running and kernel.connection_file.exists()
+    assert not kernel.running and not kernel.connection_file.exists()
+    kernel.stop()  # again: harmless
+    assert "stopped" in repr(kernel)
+
+
+def test_two_kernels_in_one_process(connect):
+    ns_a, ns_b = {"who": "a"}, {"who": "b"}
+    with zembed.start_kernel(ns_a, name="a", loop="poll") as a, zembed.start_kernel(ns_b, name="b", loop="poll") as b:
+        assert a.connection_file != b.connection_file
+        stop = threading.Event()
+
+        def pump():
+            while not stop.is_set():
+                a.poll()
+                b.poll()
+                time.sleep(0.002)
+
+        # This thread is the host thread of both; the clients run from here too,
+        # so pump from a helper thread that plays the host.
+        host = threading.Thread(target=pump)
+        host.start()
+        try:
+            assert connect(str(a.connection_file)).value("who") == "a"
+            assert connect(str(b.connection_file)).value("who") == "b"
+        finally:
+            stop.set()
+            host.join()
+
+
+def test_poll_is_cheap_when_idle():
+    with zembed.start_kernel({}, loop="poll") as kernel:
+        n = 20000
+        t0 = time.perf_counter()
+        for _ in range(n):
+            kernel.poll()
+        per_call = (time.perf_counter() - t0) / n
+    assert per_call < 20e-6, f"idle poll() took {per_call * 1e6:.1f} µs"
+
+
+def test_misuse_gives_clear_errors():
+    with pytest.raises(zembed.UsageError, match="running on this thread"):
+        zembed.start_kernel({}, loop="asyncio")
+    with pytest.raises(zembed.UsageError, match="unknown loop"):
+        zembed.start_kernel({}, loop="gtk4")
+    with pytest.raises(zembed.UsageError, match="must be a dict"):
+        zembed.start_kernel([1, 2])  # type: ignore[arg-type]
+    with pytest.raises(zembed.UsageError, match="refusing to bind"):
+        zembed.start_kernel({}, ip="0.0.0.0", loop="poll")
+    with pytest.raises(zembed.UsageError, match="unknown option"):
+        zembed.start_kernel({}, colour="red")
+    loop = asyncio.new_event_loop()
+    try:
+        with zembed.start_kernel({}, loop=loop) as kernel, pytest.raises(zembed.UsageError, match="poll"):
+            kernel.poll()
+    finally:
+        loop.close()
+
+
+def test_insecure_remote_needs_explicit_opt_in(caplog):
+    with zembed.start_kernel({}, ip="0.0.0.0", allow_insecure_remote=True, loop="poll") as kernel:
+        assert kernel.connection_info["ip"] == "0.0.0.0"
+    assert "WITHOUT encryption" in caplog.text
+
+
+def test_port_in_use_raises_and_leaves_no_file(runtime_dir):
+    with zembed.start_kernel({}, loop="poll") as first:
+        port = first.connection_info["shell_port"]
+        with pytest.raises(Exception, match="Address already in use"):
+            zembed.start_kernel({}, name="second", shell_port=port, loop="poll")
+    assert list(runtime_dir.glob("*second*")) == []
+
+
+def test_auto_picks_asyncio_inside_a_running_loop():
+    async def main():
+        with zembed.start_kernel({}) as kernel:
+            return kernel.loop
+
+    assert asyncio.run(main()) == "asyncio"
+
+
+def test_auto_without_a_loop_falls_back_to_poll_and_says_so(caplog):
+    with zembed.start_kernel({}) as kernel:
+        assert kernel.loop == "poll"
+    assert "kernel.poll()" in caplog.text
+
+
+def test_fake_host_loop_contract(connect):
+    """The one-callable contract, with the simplest host loop there is."""
+    tasks: queue.SimpleQueue = queue.SimpleQueue()
+    ran_on: list[int] = []
+    namespace = {"ran_on": ran_on}
+    kernel = zembed.start_kernel(namespace, loop=tasks.put)
+    results: dict = {}
+
+    def client_side():
+        client = connect(str(kernel.connection_file))
+        results["value"] = client.value("ran_on.append(__import__('threading').get_ident()) or 7")
+        results["done"] = True
+
+    helper = threading.Thread(target=client_side)
+    helper.start()
+    try:
+        deadline = time.monotonic() + 20
+        while "done" not in results and time.monotonic() < deadline:
+            try:
+                tasks.get(timeout=0.05)()  # the whole host loop
+            except queue.Empty:
+                pass
+    finally:
+        helper.join(5)
+        kernel.stop()
+    assert results.get("value") == 7
+    assert ran_on == [threading.get_ident()]
+
+
+def test_serve_blocks_until_shutdown(tmp_path, connect):
+    script = tmp_path / "serve_host.py"
+    script.write_text(
+        "import json, os, zembed, zembed._kernel as k\n"
+        "orig = k.Kernel.__init__\n"
+        "def init(self, *a, **kw):\n"
+        "    orig(self, *a, **kw)\n"
+        "    os.write(2, (json.dumps({'connection_file': str(self.connection_file)}) + '\\n').encode())\n"
+        "k.Kernel.__init__ = init\n"
+        "zembed.serve({'answer': 42}, name='served')\n"
+        "print('serve returned')\n"
+    )
+    process = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               env={**os.environ})
+    try:
+        import json
+
+        line = process.stderr.readline().decode()
+        client = connect(json.loads(line)["connection_file"])
+        assert client.value("answer") == 42
+        client.kc.shutdown()
+        out, _ = process.communicate(timeout=10)
+        assert process.returncode == 0
+        assert b"jupyter console --existing" in out and b"serve returned" in out
+    finally:
+        process.kill()
+
+
+def test_documented_options_match_the_code():
+    docs = (os.path.dirname(__file__) + "/../docs/configuration.md")
+    text = open(docs).read()
+    for name in option_names():
+        assert f"`{name}`" in text, f"docs/configuration.md does not document {name}"

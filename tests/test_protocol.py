@@ -1,0 +1,112 @@
+"""The wire format, without sockets: signing, parsing, rejection."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from jupyter_client.session import Session as JupyterSession
+
+from zembed._protocol import DELIMITER, Session, new_key
+from zembed import BadSignature, MalformedMessage, ReplayedMessage
+
+
+@pytest.fixture
+def pair():
+    key = new_key()
+    return Session(key), JupyterSession(key=key)
+
+
+def test_key_is_256_bits():
+    key = new_key()
+    assert len(bytes.fromhex(key.decode())) == 32
+    assert new_key() != key
+
+
+def test_jupyter_client_reads_what_we_sign(pair):
+    ours, theirs = pair
+    frames = ours.serialize("execute_reply", {"status": "ok"}, {"msg_id": "p"}, idents=[b"client"])
+    idents, rest = theirs.feed_identities(frames)
+    msg = theirs.deserialize(rest)  # raises on a bad signature
+    assert idents == [b"client"]
+    assert msg["header"]["version"] == "5.5"
+    assert msg["header"]["msg_type"] == "execute_reply"
+    assert msg["parent_header"] == {"msg_id": "p"}
+    assert msg["content"] == {"status": "ok"}
+
+
+def test_we_read_what_jupyter_client_signs(pair):
+    ours, theirs = pair
+    msg = theirs.msg("execute_request", {"code": "1"})
+    frames = [b"id"] + theirs.serialize(msg)
+    parsed = ours.parse(frames)
+    assert parsed.msg_type == "execute_request" and parsed.content == {"code": "1"}
+    assert parsed.idents == [b"id"]
+
+
+def test_bad_and_missing_signatures_are_rejected(pair):
+    ours, theirs = pair
+    frames = theirs.serialize(theirs.msg("execute_request", {"code": "1"}))
+    tampered = list(frames)
+    tampered[5] = json.dumps({"code": "import os"}).encode()
+    with pytest.raises(BadSignature):
+        ours.parse(tampered)
+    unsigned = list(frames)
+    unsigned[1] = b""
+    with pytest.raises(BadSignature):
+        ours.parse(unsigned)
+    other_key = JupyterSession(key=new_key())
+    with pytest.raises(BadSignature):
+        ours.parse(other_key.serialize(other_key.msg("execute_request", {"code": "1"})))
+
+
+def test_replays_are_rejected(pair):
+    ours, theirs = pair
+    frames = theirs.serialize(theirs.msg("execute_request", {"code": "1"}))
+    ours.parse(frames)
+    with pytest.raises(ReplayedMessage):
+        ours.parse(frames)
+
+
+def test_replay_memory_is_bounded():
+    key = new_key()
+    ours, theirs = Session(key, replay_window=3), JupyterSession(key=key)
+    for _ in range(10):
+        ours.parse(theirs.serialize(theirs.msg("kernel_info_request", {})))
+    assert len(ours._seen) == 3
+
+
+@pytest.mark.parametrize(
+    "frames,reason",
+    [
+        ([b"a", b"b"], "delimiter"),
+        ([DELIMITER, b"sig", b"{}"], "frames after the delimiter"),
+    ],
+)
+def test_malformed_framing(frames, reason):
+    with pytest.raises(MalformedMessage, match=reason):
+        Session(new_key()).parse(frames)
+
+
+def signed(session, parts):
+    return [DELIMITER, session.sign(parts), *parts]
+
+
+@pytest.mark.parametrize(
+    "header,problem",
+    [
+        (b"\xff\xfe", "not JSON"),
+        (b"[1, 2]", "not an object"),
+        (b'{"msg_type": 3, "msg_id": "x"}', "msg_type"),
+        (b'{"msg_type": "x"}', "msg_id"),
+    ],
+)
+def test_signed_but_malformed_json(header, problem):
+    session = Session(new_key())
+    with pytest.raises(MalformedMessage, match=problem):
+        session.parse(signed(session, [header, b"{}", b"{}", b"{}"]))
+
+
+def test_empty_key_is_refused():
+    with pytest.raises(ValueError):
+        Session(b"")
