@@ -110,3 +110,23 @@ def test_signed_but_malformed_json(header, problem):
 def test_empty_key_is_refused():
     with pytest.raises(ValueError):
         Session(b"")
+
+
+@pytest.mark.parametrize("use_orjson", [True, False], ids=["orjson", "stdlib-json"])
+def test_round_trip_with_and_without_orjson(monkeypatch, pair, use_orjson):
+    import zembed._protocol as protocol
+
+    if not use_orjson:
+        monkeypatch.setattr(protocol, "orjson", None)
+    ours, theirs = pair
+    content = {"text": "ünïcode \ud800 surrogate", "big": 2**70, "nested": {1: "int key"}}
+    frames = ours.serialize("stream", content)
+    msg = theirs.deserialize(theirs.feed_identities(frames)[1])
+    assert msg["content"]["text"].startswith("ünïcode ")  # the lone surrogate is replaced, not fatal
+    assert msg["content"]["big"] == 2**70 and msg["content"]["nested"] == {"1": "int key"}
+    # and NaN from an old client parses
+    raw = theirs.msg("execute_request", {"code": "1"})
+    frames = theirs.serialize(raw)
+    frames[5] = b'{"code": "1", "x": NaN}'
+    frames[1] = ours.sign(frames[2:6])
+    assert ours.parse(frames).content["code"] == "1"

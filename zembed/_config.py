@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from traitlets import Bool, Enum, Float, Int, TraitError, Unicode, validate
-from traitlets.config import Config, Configurable
-from traitlets.config.loader import ConfigFileNotFound, JSONFileConfigLoader, PyFileConfigLoader
+from traitlets.config.configurable import Configurable
+from traitlets.config.loader import Config
+from traitlets.config.loader import ConfigFileNotFound, JSONFileConfigLoader, PyFileConfigLoader  # noqa: E402
 
 from ._errors import UsageError
 

@@ -84,6 +84,9 @@ def run_cell(
     """
     register_source(filename, source)
     namespace.setdefault("__builtins__", builtins)
+    if source.strip() in ("exit", "quit") and source.strip() not in namespace:
+        # Bare exit/quit, as IPython users type it to leave a console.
+        return CellResult(exit_requested=True)
     try:
         with guard():
             body, last = compile_cell(source, filename)

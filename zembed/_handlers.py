@@ -200,7 +200,9 @@ def execute(kernel: Kernel, request: Request) -> Content:
     def request_input(prompt: str, password: bool) -> str:
         output.flush()
         parent = request.message
-        return kernel.send("stdin", "input_request", {"prompt": prompt, "password": password}, parent.header, parent.idents)
+        msg_id = kernel.send("stdin", "input_request", {"prompt": prompt, "password": password}, parent.header, parent.idents)
+        kernel.flush_soon()  # the user is waiting for this prompt
+        return msg_id
 
     expressions: Content = {}
     try:

@@ -25,15 +25,18 @@ from typing import Iterator
 _set_async_exc = ctypes.pythonapi.PyThreadState_SetAsyncExc
 _set_async_exc.argtypes = [ctypes.c_ulong, ctypes.py_object]
 _set_async_exc.restype = ctypes.c_int
-_clear_async_exc = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p)(
-    ("PyThreadState_SetAsyncExc", ctypes.pythonapi)
-)
+
+
+class _Spent(BaseException):
+    """Replaces an interrupt that arrived too late, so it can be delivered
+    harmlessly inside the kernel (see ``Interrupter._disarm``)."""
 
 
 class Interrupter:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._target: int | None = None
+        self._sent = False  # an exception was aimed at the current window
         # One raw lock per sleeping call, held while it sleeps; the interrupt
         # releases them.  Raw locks wait in C, with no Python-level cleanup
         # for the async exception to land in.
@@ -49,6 +52,7 @@ class Interrupter:
             if self._target is None:
                 return False
             _set_async_exc(self._target, KeyboardInterrupt)
+            self._sent = True
             for waiter in list(self._sleepers):
                 try:
                     waiter.release()
@@ -58,9 +62,22 @@ class Interrupter:
 
     def _disarm(self) -> None:
         with self._lock:
-            if self._target is not None:
-                _clear_async_exc(self._target, None)
-                self._target = None
+            target, self._target = self._target, None
+            sent, self._sent = self._sent, False
+        if not sent or target is None:
+            return
+        # An interrupt was aimed at this window and may not have landed yet.
+        # Clearing it with SetAsyncExc(id, NULL) would leave CPython's eval
+        # breaker signalled for good (it signals even when clearing): the
+        # host would run the slow path at every check from then on, and
+        # spin under a profiler.  Instead, swap in a private exception and
+        # let the interpreter deliver it here, which resets the breaker.
+        try:
+            _set_async_exc(target, _Spent)
+            for _ in range(10_000_000):  # delivered at the first eval-breaker check
+                pass
+        except _Spent:
+            return
 
     @contextmanager
     def armed(self) -> Iterator[None]:

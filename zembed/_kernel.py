@@ -68,6 +68,7 @@ class Kernel:
         self._waiting_since: float | None = None
         self._cell_started: float | None = None
         self._active_output: tuple[OutputBuffer, dict[str, Any]] | None = None
+        self._in_host_batch = False  # the host thread is handling requests: batch wake-ups
         self._stop_lock = threading.Lock()
         self._stopped = False
         self.detached = False
@@ -206,8 +207,12 @@ class Kernel:
         header = self.session.header(msg_type)
         if not self._stopped:
             frames = self.session.serialize(msg_type, content, parent, metadata, idents, header=header)
-            self._sockets.send(channel, frames)
+            self._sockets.send(channel, frames, wake=not self._in_host_batch)
         return str(header["msg_id"])
+
+    def flush_soon(self) -> None:
+        """Send what is queued now rather than at the next tick."""
+        self._sockets.flush_soon()
 
     def publish(self, msg_type: str, content: dict[str, Any], parent: dict[str, Any] | None = None) -> None:
         self.send("iopub", msg_type, content, parent, [self._topic_prefix + msg_type.encode()])
@@ -236,7 +241,10 @@ class Kernel:
         self.publish("iopub_welcome", {"subscription": topic})
 
     def _tick_interval(self) -> float | None:
-        return self.config.stream_flush_interval if self._active_output is not None else None
+        # Tick while the host has work in hand: its messages are batched
+        # without wake-ups, and a long cell's output must still stream.
+        busy = self._active_output is not None or self._in_host_batch or self._host_queue
+        return self.config.stream_flush_interval if busy else None
 
     def _flush_output(self) -> None:
         active = self._active_output
@@ -268,15 +276,20 @@ class Kernel:
         self._scheduled = False
         deadline = time.monotonic() + self.config.poll_budget
         queue = self._host_queue
-        while queue and not self._stopped:
-            channel, message = queue.popleft()
-            self._waiting_since = time.monotonic() if queue else None
-            try:
-                _handlers.handle(self, channel, message, _handlers.HOST_THREAD)
-            except Exception:
-                log.exception("zembed: error handling %s; still serving", message.msg_type)
-            if time.monotonic() > deadline:
-                break
+        self._in_host_batch = True
+        try:
+            while queue and not self._stopped:
+                channel, message = queue.popleft()
+                self._waiting_since = time.monotonic() if queue else None
+                try:
+                    _handlers.handle(self, channel, message, _handlers.HOST_THREAD)
+                except Exception:
+                    log.exception("zembed: error handling %s; still serving", message.msg_type)
+                self._sockets.flush_soon()  # one wake-up per request: its reply goes out now
+                if time.monotonic() > deadline:
+                    break
+        finally:
+            self._in_host_batch = False
         if queue and not self._stopped and not self._scheduled:
             self._scheduled = True
             self._adapter.call_soon(self._run_pending)
@@ -284,10 +297,10 @@ class Kernel:
     @contextmanager
     def cell(self, buffer: OutputBuffer, parent: dict[str, Any]) -> Iterator[None]:
         """Mark a cell as running: its output is flushed on the socket
-        thread's timer, and ``host_busy_seconds`` counts from now."""
+        thread's timer (already ticking: host work is in hand), and
+        ``host_busy_seconds`` counts from now."""
         self._active_output = (buffer, parent)
         self._cell_started = time.monotonic()
-        self._sockets.nudge()
         try:
             yield
         finally:

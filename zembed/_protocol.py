@@ -23,6 +23,11 @@ from typing import Any
 
 from ._errors import BadSignature, MalformedMessage, ReplayedMessage
 
+try:  # orjson: 3-5x faster on large outputs; jupyter_client uses it too when present
+    import orjson
+except ImportError:  # pragma: no cover - exercised by test_protocol's fallback test
+    orjson = None  # type: ignore[assignment]
+
 PROTOCOL_VERSION = "5.5"
 DELIMITER = b"<IDS|MSG>"
 SIGNATURE_SCHEME = "hmac-sha256"
@@ -61,7 +66,25 @@ def utc_now() -> str:
 
 
 def _dumps(obj: Any) -> bytes:
-    return json.dumps(obj, ensure_ascii=False, default=_json_fallback).encode("utf-8", "surrogateescape")
+    if orjson is not None:
+        try:
+            return orjson.dumps(obj, default=_json_fallback, option=orjson.OPT_NON_STR_KEYS)
+        except TypeError:  # lone surrogates, ints beyond 64 bits: the stdlib copes
+            pass
+    text = json.dumps(obj, ensure_ascii=False, default=_json_fallback)
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a lone surrogate in user output: never drop the message
+        return text.encode("utf-8", "replace")
+
+
+def _loads(raw: bytes) -> Any:
+    if orjson is not None:
+        try:
+            return orjson.loads(raw)
+        except ValueError:  # NaN/Infinity, which older clients send: the stdlib accepts them
+            pass
+    return json.loads(raw)
 
 
 def _json_fallback(obj: Any) -> Any:
@@ -158,7 +181,7 @@ class Session:
         dicts = []
         for name, raw in zip(("header", "parent_header", "metadata", "content"), parts):
             try:
-                value = json.loads(raw)
+                value = _loads(raw)
             except (UnicodeDecodeError, ValueError) as exc:
                 raise MalformedMessage(f"{name} is not JSON: {exc}") from None
             if not isinstance(value, dict):

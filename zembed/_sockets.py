@@ -138,17 +138,22 @@ class SocketThread(threading.Thread):
 
     # -- any thread ------------------------------------------------------
 
-    def send(self, channel: str, frames: list[bytes]) -> None:
+    def send(self, channel: str, frames: list[bytes], wake: bool = True) -> None:
+        """Queue frames for ``channel``.  ``wake=False`` leaves them for the
+        next wake-up or tick: the host thread batches a request's messages
+        and wakes once, instead of handing the GIL back and forth per message."""
         self._outbox.append((channel, frames))
         # Order matters: append, then check the flag the thread clears
         # before it drains, so no wake-up is lost and most are skipped.
-        if not self._wake_pending:
+        if wake and not self._wake_pending and threading.current_thread() is not self:
             self._wake_pending = True
             self._wake()
 
-    def nudge(self) -> None:
-        """Wake the thread so it re-reads ``tick_interval()``."""
-        self._wake()
+    def flush_soon(self) -> None:
+        """Wake the thread to send whatever is queued."""
+        if self._outbox and not self._wake_pending:
+            self._wake_pending = True
+            self._wake()
 
     def _wake(self) -> None:
         try:

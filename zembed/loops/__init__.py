@@ -25,13 +25,16 @@ requests.  Adapters are deliberately tiny; see ``asyncio_loop.py`` and
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from typing import Any, Callable, Protocol
+import sys
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from .._errors import UsageError
 from .callable_loop import CallableLoop
 from .poll_loop import PollLoop
+
+if TYPE_CHECKING:
+    import asyncio
 
 log = logging.getLogger("zembed")
 
@@ -47,8 +50,12 @@ class LoopAdapter(Protocol):
 
 
 def _running_asyncio_loop() -> asyncio.AbstractEventLoop | None:
+    # Without asyncio imported no loop can be running: don't pay its import.
+    asyncio_module = sys.modules.get("asyncio")
+    if asyncio_module is None:
+        return None
     try:
-        return asyncio.get_running_loop()
+        return asyncio_module.get_running_loop()
     except RuntimeError:
         return None
 
@@ -87,11 +94,13 @@ def resolve_loop(spec: Any) -> LoopAdapter:
     """Turn ``start_kernel``'s ``loop=`` argument into an adapter."""
     if isinstance(spec, str):
         return _by_name(spec)
-    if isinstance(spec, asyncio.AbstractEventLoop):
-        return _asyncio_adapter(spec)
-    inner = getattr(spec, "asyncio_loop", None)  # a tornado IOLoop runs on asyncio
-    if isinstance(inner, asyncio.AbstractEventLoop):
-        return _asyncio_adapter(inner)
+    asyncio_module = sys.modules.get("asyncio")  # a loop object implies asyncio is imported
+    if asyncio_module is not None:
+        if isinstance(spec, asyncio_module.AbstractEventLoop):
+            return _asyncio_adapter(spec)
+        inner = getattr(spec, "asyncio_loop", None)  # a tornado IOLoop runs on asyncio
+        if isinstance(inner, asyncio_module.AbstractEventLoop):
+            return _asyncio_adapter(inner)
     if callable(spec):
         return CallableLoop(spec)
     raise UsageError(f"loop={spec!r} is neither a loop name, an event loop, nor a callable")

@@ -1,0 +1,94 @@
+"""Benchmark host: a 60 Hz asyncio frame loop with zembed, ipykernel or no
+kernel inside (``--kernel zembed|ipykernel|none``).
+
+Prints one JSON line: {"connection_file", "pid", "t0"} where t0 is the wall
+time before the kernel's import, so a client can time import + start +
+first kernel_info_reply.  The namespace has ``host`` with lateness samples
+(how late each frame woke, in seconds) and the resource counts taken before
+the import.
+"""
+
+from __future__ import annotations
+
+import time
+
+T0 = time.time()
+
+import argparse  # noqa: E402
+import asyncio  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+
+import psutil  # noqa: E402
+
+
+class Host:
+    def __init__(self) -> None:
+        process = psutil.Process()
+        self.rss_before = process.memory_info().rss
+        self.threads_before = process.num_threads()
+        self.lateness: list[float] = []
+        self.quit = False
+
+    def mark(self) -> int:
+        return len(self.lateness)
+
+    def lateness_since(self, mark: int) -> list[float]:
+        return self.lateness[mark:]
+
+    def added(self) -> dict[str, int]:
+        process = psutil.Process()
+        return {"rss": process.memory_info().rss - self.rss_before,
+                "threads": process.num_threads() - self.threads_before}
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--kernel", choices=["zembed", "ipykernel", "none"], required=True)
+    parser.add_argument("--fps", type=float, default=60.0)
+    parser.add_argument("--run-for", type=float, default=0.0,
+                        help="stop after this many seconds and print the lateness samples as JSON")
+    args = parser.parse_args()
+    host = Host()
+    namespace = {"host": host}
+    connection_file = ""
+    if args.kernel == "zembed":
+        import zembed
+
+        kernel = zembed.start_kernel(namespace, name="bench")
+        connection_file = str(kernel.connection_file)
+    elif args.kernel == "ipykernel":
+        from ipykernel.kernelapp import IPKernelApp
+
+        connection_file = os.path.join(tempfile.mkdtemp(), f"kernel-ipykernel-bench-{os.getpid()}.json")
+        app = IPKernelApp.instance(connection_file=connection_file, quiet=True)
+        app.initialize([])
+        app.kernel.user_ns = namespace
+        app.shell.user_ns = namespace
+        app.kernel.start()  # registers with the running loop; the host keeps its own loop
+    # os.write: ipykernel replaces sys.stdout with a stream that goes to iopub.
+    os.write(1, (json.dumps({"connection_file": connection_file, "pid": os.getpid(), "t0": T0}) + "\n").encode())
+    period = 1.0 / args.fps
+    loop = asyncio.get_running_loop()
+    next_frame = loop.time() + period
+    stop_at = loop.time() + args.run_for if args.run_for else float("inf")
+    while not host.quit and loop.time() < stop_at:
+        delay = next_frame - loop.time()
+        await asyncio.sleep(max(0.0, delay))
+        now = loop.time()
+        host.lateness.append(now - next_frame)
+        next_frame += period
+        if now > next_frame:  # a dropped frame: schedule from now
+            next_frame = now + period
+    if args.run_for:
+        os.write(1, (json.dumps({"lateness": host.lateness}) + "\n").encode())
+
+
+if __name__ == "__main__":
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        sys.exit(0)
+

@@ -1,0 +1,67 @@
+"""The ``zembed`` command.
+
+``zembed demo`` starts the demo host in its own process and attaches a
+console to it in this terminal; leaving the console stops the demo host.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+
+from ._version import __version__
+
+
+def demo(args: argparse.Namespace) -> int:
+    host = subprocess.Popen(
+        [sys.executable, "-m", "zembed.demo", "--announce", "--name", args.name],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert host.stdout is not None
+        line = host.stdout.readline()
+        if not line:
+            print("zembed demo: the demo host failed to start", file=sys.stderr)
+            return 1
+        connection_file = json.loads(line)["connection_file"]
+        print(f"zembed demo: host pid {host.pid} serving {connection_file}")
+        print("Try:  app   app.world.particles[:3]   app.world.gravity = -2   app.busy(3)   app.crash()")
+        console = shutil.which("jupyter-console")
+        if console is None or args.no_console:
+            print(f"Attach from another terminal with:\n  jupyter console --existing {connection_file}\n"
+                  "Ctrl-C here stops the demo host.")
+            host.wait()
+            return 0
+        return subprocess.call([console, "--existing", connection_file])
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        if host.poll() is None:
+            host.send_signal(signal.SIGINT)  # our own child: ask it to stop cleanly
+            try:
+                host.wait(5)
+            except subprocess.TimeoutExpired:
+                host.kill()
+        print(f"zembed demo: host stopped ({'exit ' + str(host.returncode) if host.returncode is not None else 'killed'})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="zembed", description="Embedded Jupyter kernels for host applications.")
+    parser.add_argument("--version", action="version", version=f"zembed {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    demo_parser = commands.add_parser("demo", help="start a demo host and attach a console to it")
+    demo_parser.add_argument("--name", default="zembed-demo", help="app name of the demo host")
+    demo_parser.add_argument("--no-console", action="store_true", help="only start the host and say how to attach")
+    demo_parser.set_defaults(run=demo)
+    args = parser.parse_args(argv)
+    return int(args.run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
