@@ -33,7 +33,7 @@ class KernelConfig(Configurable):
     name = Unicode(
         "zembed",
         help="App name: part of the connection file name, shown to clients, used by "
-        "`zconsole --existing NAME` to find this host.",
+        "`jupyter console --existing NAME` to find this host.",
     ).tag(config=True)
     loop = Unicode(
         "auto",
@@ -47,10 +47,10 @@ class KernelConfig(Configurable):
     connection_dir = Unicode(
         "",
         help="Directory for connection files; empty means Jupyter's runtime dir "
-        "($JUPYTER_RUNTIME_DIR, else <jupyter data dir>/runtime).",
+        "($JUPYTER_RUNTIME_DIR, else Jupyter's data dir + /runtime).",
     ).tag(config=True)
     connection_file = Unicode(
-        "", help="Exact connection file path; empty means <connection_dir>/kernel-zembed-<name>-<pid>.json."
+        "", help="Exact connection file path; empty means CONNECTION_DIR/kernel-zembed-NAME-PID.json."
     ).tag(config=True)
     shell_port = Int(0, help="Shell port (0: pick a free one).").tag(config=True)
     iopub_port = Int(0, help="IOPub port (0: pick a free one).").tag(config=True)
