@@ -1,0 +1,42 @@
+"""The README's first command: `zembed demo`, in a real terminal."""
+
+from __future__ import annotations
+
+import sys
+
+import pexpect
+import psutil
+
+
+def test_zembed_demo_attaches_a_console_to_a_live_host(runtime_dir):
+    child = pexpect.spawn(sys.executable, ["-m", "zembed", "demo"], encoding="utf-8", timeout=30,
+                          dimensions=(40, 120))
+    try:
+        child.expect(r"host pid (\d+) serving")
+        host_pid = int(child.match.group(1))
+        child.expect(r"In \[")
+        child.send("app\r")
+        child.expect(r"DemoApp frame=\d+")
+        child.send("app.world.gravity = -2.0\r")
+        child.send("app.world.gravity\r")
+        child.expect("-2.0")
+        child.send("app.frame > 10 and app.fps > 20\r")  # the host keeps its frame loop going
+        child.expect("True")
+        child.send("exit\r")
+        child.expect("host stopped")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    assert not psutil.pid_exists(host_pid) or psutil.Process(host_pid).status() == psutil.STATUS_ZOMBIE
+    assert list(runtime_dir.glob("*zembed-demo*")) == []  # the host stopped cleanly
+
+
+def test_demo_world_behaves():
+    from zembed.demo import DemoApp
+
+    app = DemoApp(particles=10)
+    for _ in range(120):
+        app.tick(1 / 60)
+    assert len(app.world.particles) == 10
+    assert all(0 <= p.x <= app.world.width and 0 <= p.y <= app.world.height for p in app.world.particles)
+    assert "particles" in app.world._repr_html_()
