@@ -72,3 +72,19 @@ def test_missing_config_file_named_by_env(monkeypatch, tmp_path):
     monkeypatch.setenv("ZEMBED_CONFIG", str(tmp_path / "nope.py"))
     with pytest.raises(zembed.UsageError, match="not a file"):
         load_config({})
+
+
+def test_unknown_option_in_config_file_is_named(tmp_path, monkeypatch):
+    path = tmp_path / "typo.py"
+    path.write_text("c.KernelConfig.stream_flush_intervall = 0.1\n")
+    monkeypatch.setenv("ZEMBED_CONFIG", str(path))
+    with pytest.raises(zembed.UsageError, match="stream_flush_intervall"):
+        load_config({})
+
+
+def test_bad_value_in_config_file_names_the_file(tmp_path, monkeypatch):
+    path = tmp_path / "bad.json"
+    path.write_text('{"KernelConfig": {"poll_budget": -1}}')
+    monkeypatch.setenv("ZEMBED_CONFIG", str(path))
+    with pytest.raises(zembed.UsageError, match="bad.json"):
+        load_config({})

@@ -17,18 +17,20 @@ import os
 from pathlib import Path
 from typing import Any
 
-from traitlets import Bool, Enum, Float, Int, TraitError, Unicode, validate
-from traitlets.config.configurable import Configurable
-from traitlets.config.loader import Config
-from traitlets.config.loader import ConfigFileNotFound, JSONFileConfigLoader, PyFileConfigLoader  # noqa: E402
+from traitlets import Bool, Enum, Float, HasTraits, Int, TraitError, Unicode, validate
 
 from ._errors import UsageError
 
 ENV_PREFIX = "ZEMBED_"
 
 
-class KernelConfig(Configurable):
-    """Options of an embedded kernel."""
+class KernelConfig(HasTraits):
+    """Options of an embedded kernel.
+
+    A plain ``HasTraits``: ``traitlets.config`` (with its Application,
+    argparse and logging.config) is imported only when a config file exists,
+    which keeps a kernel's start-up short.
+    """
 
     name = Unicode(
         "zembed",
@@ -123,20 +125,28 @@ def config_file_path() -> Path | None:
     return None
 
 
-def _file_config(path: Path | None) -> Config:
+Options = dict[str, Any]
+
+
+def _file_config(path: Path | None) -> Options:
+    """``c.KernelConfig.*`` settings of the config file, as a plain dict."""
     if path is None:
-        return Config()
+        return {}
+    from traitlets.config.loader import JSONFileConfigLoader, PyFileConfigLoader
+
     loader_class = JSONFileConfigLoader if path.suffix == ".json" else PyFileConfigLoader
     try:
-        return loader_class(path.name, str(path.parent)).load_config()
-    except ConfigFileNotFound:
-        return Config()
+        section = dict(loader_class(path.name, str(path.parent)).load_config().get("KernelConfig", {}))
     except Exception as exc:  # a config file is user code: say which file broke
         raise UsageError(f"cannot load zembed config file {path}: {exc}") from exc
+    unknown = sorted(set(section) - set(option_names()))
+    if unknown:
+        raise UsageError(f"{path} sets unknown option(s) {', '.join(unknown)}; options are: {', '.join(option_names())}")
+    return section
 
 
-def _env_config(environ: dict[str, str]) -> Config:
-    config = Config()
+def _env_config(environ: dict[str, str]) -> Options:
+    options: Options = {}
     traits = KernelConfig.class_own_traits(config=True)
     for key, raw in environ.items():
         if not key.startswith(ENV_PREFIX) or key == "ZEMBED_CONFIG":
@@ -145,24 +155,25 @@ def _env_config(environ: dict[str, str]) -> Config:
         if option not in traits:
             continue
         try:
-            config.KernelConfig[option] = traits[option].from_string(raw)
+            options[option] = traits[option].from_string(raw)
         except (TraitError, ValueError) as exc:
             raise UsageError(f"environment variable {key}={raw!r} is not a valid {option}: {exc}") from None
-    return config
+    return options
 
 
-def load_config(overrides: dict[str, Any], environ: dict[str, str] | None = None) -> KernelConfig:
-    """Merge defaults, config file, environment and ``overrides``."""
+def load_config(overrides: Options, environ: dict[str, str] | None = None) -> KernelConfig:
+    """Merge defaults, config file, environment and ``overrides``, in that order."""
     environ = dict(os.environ if environ is None else environ)
-    config = _file_config(config_file_path())
-    config.merge(_env_config(environ))
     unknown = sorted(set(overrides) - set(option_names()))
     if unknown:
         raise UsageError(f"unknown option(s) {', '.join(unknown)}; options are: {', '.join(option_names())}")
-    try:
-        result = KernelConfig(config=config)
-        for key, value in overrides.items():
-            setattr(result, key, value)
-    except TraitError as exc:
-        raise UsageError(str(exc)) from None
+    path = config_file_path()
+    layers = [(f"config file {path}", _file_config(path)), ("environment", _env_config(environ)), ("", overrides)]
+    result = KernelConfig()
+    for source, options in layers:
+        for key, value in options.items():
+            try:
+                setattr(result, key, value)
+            except TraitError as exc:
+                raise UsageError(f"{exc}" + (f" (from the {source})" if source else "")) from None
     return result

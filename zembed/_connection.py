@@ -16,7 +16,6 @@ import json
 import os
 import re
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -70,9 +69,10 @@ def write_connection_file(path: Path, info: dict[str, Any]) -> None:
     is then renamed over ``path``: a client never reads half a file.
     """
     ensure_private_dir(path.parent)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path.parent)
+    tmp = path.parent / f".tmp-{os.urandom(8).hex()}.json"
+    # O_EXCL: never follow or reuse an existing file; 0600 from the start.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        os.fchmod(fd, 0o600) if hasattr(os, "fchmod") else None
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(info, f, indent=2)
             f.write("\n")

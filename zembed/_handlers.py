@@ -11,20 +11,20 @@ from __future__ import annotations
 
 import logging
 import os
-import platform
+import sys
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from ._version import __version__
 from ._capture import OutputBuffer, captured_streams
 from ._display import format_bundle, publishing
 from ._execute import error_content, evaluate_expressions, run_cell
-from ._introspect import complete, inspect_object, is_complete
 from ._protocol import PROTOCOL_VERSION, Message
 
 if TYPE_CHECKING:
     from ._kernel import Kernel
 
 log = logging.getLogger("zembed")
+_PYTHON_VERSION = "{}.{}.{}".format(*sys.version_info[:3])
 
 Content = dict[str, Any]
 Handler = Callable[["Kernel", "Request"], Optional[Content]]
@@ -61,12 +61,8 @@ class CellOutput:
         self._buffer.flush(lambda name, text: self._request.publish("stream", {"name": name, "text": text}))
 
     def publish(self, msg_type: str, content: Content) -> None:
-        # Under the buffer's lock nothing can slip between the flush and the
-        # display message, so it lands after the text printed before it.
-        def emit(name: str, text: str) -> None:
-            self._request.publish("stream", {"name": name, "text": text})
-
-        self._buffer.flush(emit)
+        # Text printed before display() is queued first, so it is shown first.
+        self.flush()
         self._request.publish(msg_type, content)
 
 
@@ -127,7 +123,7 @@ def kernel_info(kernel: Kernel, request: Request) -> Content:
         "implementation_version": __version__,
         "language_info": {
             "name": "python",
-            "version": platform.python_version(),
+            "version": _PYTHON_VERSION,
             "mimetype": "text/x-python",
             "file_extension": ".py",
             "pygments_lexer": "python3",
@@ -136,7 +132,7 @@ def kernel_info(kernel: Kernel, request: Request) -> Content:
         },
         "banner": (
             f"zembed {__version__}: a kernel inside {kernel.name!r} (pid {_pid()}), "
-            f"Python {platform.python_version()}, host loop {kernel.loop}\n"
+            f"Python {_PYTHON_VERSION}, host loop {kernel.loop}\n"
         ),
         "help_links": [{"text": "zembed documentation", "url": "https://zembed.readthedocs.io"}],
         "supported_features": [],
@@ -240,13 +236,21 @@ def _abort(kernel: Kernel, requests: list[tuple[str, Message]]) -> None:
         aborted.publish("status", {"execution_state": "idle"})
 
 
+# _introspect (inspect, tokenize, codeop, pkgutil) is imported on first use:
+# a kernel nobody completes in does not pay for it at start-up.
+
+
 def complete_(kernel: Kernel, request: Request) -> Content:
+    from ._introspect import complete
+
     code = _field(request.content, "code", str)
     cursor_pos = _field(request.content, "cursor_pos", int, len(code))
     return complete(code, max(0, min(cursor_pos, len(code))), kernel.namespace)
 
 
 def inspect_(kernel: Kernel, request: Request) -> Content:
+    from ._introspect import inspect_object
+
     code = _field(request.content, "code", str)
     cursor_pos = _field(request.content, "cursor_pos", int, len(code))
     detail = _field(request.content, "detail_level", int, 0)
@@ -254,6 +258,8 @@ def inspect_(kernel: Kernel, request: Request) -> Content:
 
 
 def is_complete_(kernel: Kernel, request: Request) -> Content:
+    from ._introspect import is_complete
+
     return is_complete(_field(request.content, "code", str))
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import builtins
 import codeop
+import functools
 import inspect
 import io
 import keyword
@@ -36,9 +37,14 @@ _IMPORT = re.compile(r"^\s*(?:from\s+(?P<from>[\w.]*)(?:\s+import\s+(?P<fromname
 _module_names: list[str] | None = None
 
 
+@functools.lru_cache(maxsize=256)
+def _parse_chain(chain: str) -> ast.expr:
+    return ast.parse(chain, mode="eval").body
+
+
 def _resolve(chain: str, namespace: dict[str, Any]) -> Any:
     """Follow ``a.b["k"][0]`` through getattr/getitem only."""
-    node = ast.parse(chain, mode="eval").body
+    node = _parse_chain(chain)
 
     def walk(n: ast.AST) -> Any:
         if isinstance(n, ast.Name):
@@ -64,11 +70,12 @@ def _type_of(value: Any) -> str:
     return "instance"
 
 
-def _attributes(obj: Any) -> list[str]:
+def _attributes(obj: Any, prefix: str = "") -> list[str]:
+    """Attribute names starting with ``prefix``: public first, then _x, then __x__."""
     try:
-        names = set(dir(obj))
+        names = [n for n in set(dir(obj)) if n.startswith(prefix)]
     except Exception:
-        names = set()
+        names = []
     return sorted(names, key=lambda n: (n.startswith("_"), n.startswith("__"), n.lower()))
 
 
@@ -107,7 +114,7 @@ def complete(code: str, cursor_pos: int, namespace: dict[str, Any]) -> dict[str,
         tail = imported.group("fromname")
         try:
             module = __import__(imported.group("from"), fromlist=["_"])
-            matches = [(n, "instance") for n in _attributes(module) if n.startswith(tail)]
+            matches = [(n, "instance") for n in _attributes(module, tail)]
         except Exception:
             matches = []
         start = cursor_pos - len(tail)
@@ -118,7 +125,7 @@ def complete(code: str, cursor_pos: int, namespace: dict[str, Any]) -> dict[str,
             obj = _NOTHING
         if obj is not _NOTHING and chain.group("dot"):
             attr = chain.group("attr")
-            shown = [n for n in _attributes(obj) if n.startswith(attr) and (attr.startswith("_") or not n.startswith("_"))]
+            shown = [n for n in _attributes(obj, attr) if attr.startswith("_") or not n.startswith("_")]
             matches = [(n, _safe_type(obj, n)) for n in shown]
             start = cursor_pos - len(attr)
         elif obj is not _NOTHING:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 import json
 import os
 import uuid
@@ -111,6 +112,9 @@ class Session:
             raise ValueError("an empty key would accept unsigned messages; zembed always signs")
         self.key = key
         self.session_id = uuid.uuid4().hex
+        # msg_id: the session id and a counter, unique like a uuid but cheaper
+        self._next_id = itertools.count(1).__next__
+        self._id_prefix = f"{self.session_id}_{os.getpid()}_"
         self.username = username
         self._hmac = hmac.new(key, digestmod=hashlib.sha256)
         self._seen: set[bytes] = set()
@@ -121,7 +125,7 @@ class Session:
 
     def header(self, msg_type: str) -> Dict:
         return {
-            "msg_id": uuid.uuid4().hex,
+            "msg_id": f"{self._id_prefix}{self._next_id()}",
             "session": self.session_id,
             "username": self.username,
             "date": utc_now(),
