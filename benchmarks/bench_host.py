@@ -40,16 +40,19 @@ class Host:
 
     def added(self) -> dict[str, int]:
         process = psutil.Process()
-        return {"rss": process.memory_info().rss - self.rss_before,
-                "threads": process.num_threads() - self.threads_before}
+        return {
+            "rss": process.memory_info().rss - self.rss_before,
+            "threads": process.num_threads() - self.threads_before,
+        }
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--kernel", choices=["zembed", "ipykernel", "none"], required=True)
     parser.add_argument("--fps", type=float, default=60.0)
-    parser.add_argument("--run-for", type=float, default=0.0,
-                        help="stop after this many seconds and print the lateness samples as JSON")
+    parser.add_argument(
+        "--run-for", type=float, default=0.0, help="stop after this many seconds and print the lateness samples as JSON"
+    )
     args = parser.parse_args()
     host = Host()
     namespace = {"host": host}
@@ -91,4 +94,3 @@ if __name__ == "__main__":
         asyncio.run(main())
     except KeyboardInterrupt:
         sys.exit(0)
-

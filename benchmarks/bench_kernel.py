@@ -94,8 +94,11 @@ class RawClient:
         return reply, outputs
 
     def execute(self, code: str, timeout: float = 60) -> tuple[dict, list[dict]]:
-        return self.request("execute_request", {"code": code, "silent": False, "store_history": True,
-                                                "user_expressions": {}, "allow_stdin": False}, timeout)
+        return self.request(
+            "execute_request",
+            {"code": code, "silent": False, "store_history": True, "user_expressions": {}, "allow_stdin": False},
+            timeout,
+        )
 
     def value(self, code: str) -> Any:
         import ast
@@ -114,8 +117,9 @@ class RawClient:
 
 class Process:
     def __init__(self, *args: str) -> None:
-        self.popen = subprocess.Popen([sys.executable, *args], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                      cwd=HERE.parent)
+        self.popen = subprocess.Popen(
+            [sys.executable, *args], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=HERE.parent
+        )
         while True:
             line = self.popen.stdout.readline()  # type: ignore[union-attr]
             if not line:
@@ -167,7 +171,9 @@ def measure_kernel(kind: str, args: argparse.Namespace) -> dict[str, float]:
         lat = timed(lambda: client.execute("1"), args.executes)
         result["exec_p50_ms"] = percentile(lat, 50) * 1000
         result["exec_p99_ms"] = percentile(lat, 99) * 1000
-        comp = timed(lambda: client.request("complete_request", {"code": "host.lat", "cursor_pos": 8}), args.executes // 2)
+        comp = timed(
+            lambda: client.request("complete_request", {"code": "host.lat", "cursor_pos": 8}), args.executes // 2
+        )
         result["complete_p50_ms"] = percentile(comp, 50) * 1000
         t0 = time.perf_counter()
         _, outputs = client.execute("for i in range(100000): print(i)", timeout=300)
@@ -175,7 +181,7 @@ def measure_kernel(kind: str, args: argparse.Namespace) -> dict[str, float]:
         text = "".join(o["content"]["text"] for o in outputs if o["msg_type"] == "stream")
         assert text == "".join(f"{i}\n" for i in range(100000)), f"{kind}: lines lost or out of order"
         result["lines_per_s"] = 100000 / elapsed
-        big = timed(lambda: client.execute("'x' * 10_000_000"), 3)
+        big = timed(lambda: client.execute("'x' * 10_000_000"), 5)
         result["result_10mb_ms"] = statistics.median(big) * 1000
         result["idle_cpu_pct"] = cpu_percent_idle(host.info["pid"], args.idle_seconds)
         mark = client.value("host.mark()")
@@ -198,18 +204,22 @@ def measure_floor(args: argparse.Namespace) -> dict[str, float]:
         for _ in range(30):
             client.execute("1")
         lat = timed(lambda: client.execute("1"), args.executes)
-        big = timed(lambda: client.execute("'x' * 10_000_000"), 3)
+        big = timed(lambda: client.execute("'x' * 10_000_000"), 5)
         client.close()
-        return {"exec_p50_ms": percentile(lat, 50) * 1000, "exec_p99_ms": percentile(lat, 99) * 1000,
-                "result_10mb_ms": statistics.median(big) * 1000}
+        return {
+            "exec_p50_ms": percentile(lat, 50) * 1000,
+            "exec_p99_ms": percentile(lat, 99) * 1000,
+            "result_10mb_ms": statistics.median(big) * 1000,
+        }
     finally:
         server.stop()
 
 
 def measure_alone(args: argparse.Namespace) -> dict[str, float]:
     """The host with no kernel: idle CPU and frame lateness, the baseline."""
-    host = Process(str(HERE / "bench_host.py"), "--kernel", "none", "--run-for",
-                   str(args.idle_seconds + args.hammer_seconds + 1))
+    host = Process(
+        str(HERE / "bench_host.py"), "--kernel", "none", "--run-for", str(args.idle_seconds + args.hammer_seconds + 1)
+    )
     try:
         time.sleep(0.5)
         cpu = cpu_percent_idle(host.info["pid"], args.idle_seconds)
@@ -248,20 +258,21 @@ def main() -> None:
     rounds: list[dict[str, dict[str, float]]] = []
     for number in range(1, args.rounds + 1):
         print(f"round {number}/{args.rounds} ...", file=sys.stderr, flush=True)
-        rounds.append({
-            "zembed": measure_kernel("zembed", args),
-            "ipykernel": measure_kernel("ipykernel", args),
-            "floor": measure_floor(args),
-            "alone": measure_alone(args),
-        })
+        rounds.append(
+            {
+                "zembed": measure_kernel("zembed", args),
+                "ipykernel": measure_kernel("ipykernel", args),
+                "floor": measure_floor(args),
+                "alone": measure_alone(args),
+            }
+        )
 
     def med(kind: str, metric: str) -> float | None:
         values = [r[kind][metric] for r in rounds if metric in r[kind]]
         return statistics.median(values) if values else None
 
     def med_ratio(metric: str, other: str) -> float | None:
-        values = [r["zembed"][metric] / r[other][metric] for r in rounds
-                  if metric in r[other] and r[other][metric]]
+        values = [r["zembed"][metric] / r[other][metric] for r in rounds if metric in r[other] and r[other][metric]]
         return statistics.median(values) if values else None
 
     print(f"\nzembed vs ipykernel, embedded in the same 60 Hz asyncio host; medians of {args.rounds} rounds")
@@ -270,13 +281,17 @@ def main() -> None:
         z, i, f = med("zembed", metric), med("ipykernel", metric), med("floor", metric)
         ratio = med_ratio(metric, "ipykernel")
         floor_ratio = med_ratio(metric, "floor")
-        print(f"{label:36} {z:>10.3f} {i:>10.3f} {ratio:>7.2f} "
-              f"{(f'{f:.3f}' if f is not None else '-'):>9} {(f'{floor_ratio:.2f}' if floor_ratio else '-'):>8}")
+        print(
+            f"{label:36} {z:>10.3f} {i:>10.3f} {ratio:>7.2f} "
+            f"{(f'{f:.3f}' if f is not None else '-'):>9} {(f'{floor_ratio:.2f}' if floor_ratio else '-'):>8}"
+        )
     alone_lat, alone_cpu = med("alone", "hammer_lateness_p99_ms"), med("alone", "idle_cpu_pct")
     z_lat, z_cpu = med("zembed", "hammer_lateness_p99_ms"), med("zembed", "idle_cpu_pct")
     print(f"host alone: frame lateness p99 {alone_lat:.3f} ms, idle CPU {alone_cpu:.2f} %")
-    print(f"zembed - alone: lateness p99 {z_lat - alone_lat:+.3f} ms (target <= 2), "
-          f"idle CPU {z_cpu - alone_cpu:+.2f} points (target <= 0.2)")
+    print(
+        f"zembed - alone: lateness p99 {z_lat - alone_lat:+.3f} ms (target <= 2), "
+        f"idle CPU {z_cpu - alone_cpu:+.2f} points (target <= 0.2)"
+    )
     if args.json:
         args.json.write_text(json.dumps(rounds, indent=2))
 

@@ -25,8 +25,17 @@ def main() -> None:
     iopub = ctx.socket(zmq.PUB)
     shell_port = shell.bind_to_random_port("tcp://127.0.0.1")
     iopub_port = iopub.bind_to_random_port("tcp://127.0.0.1")
-    info = {"shell_port": shell_port, "iopub_port": iopub_port, "stdin_port": 0, "control_port": 0, "hb_port": 0,
-            "ip": "127.0.0.1", "key": key, "transport": "tcp", "signature_scheme": "hmac-sha256"}
+    info = {
+        "shell_port": shell_port,
+        "iopub_port": iopub_port,
+        "stdin_port": 0,
+        "control_port": 0,
+        "hb_port": 0,
+        "ip": "127.0.0.1",
+        "key": key,
+        "transport": "tcp",
+        "signature_scheme": "hmac-sha256",
+    }
     path = os.path.join(tempfile.mkdtemp(), "floor.json")
     with open(path, "w") as f:
         json.dump(info, f)
@@ -42,13 +51,16 @@ def main() -> None:
         if msg["header"]["msg_type"] == "execute_request":
             session.send(iopub, "execute_input", {"code": code, "execution_count": count}, parent=parent)
             text = big if "10_000_000" in code else "1"
-            session.send(iopub, "execute_result", {"execution_count": count, "data": {"text/plain": text},
-                                                   "metadata": {}}, parent=parent)
+            session.send(
+                iopub,
+                "execute_result",
+                {"execution_count": count, "data": {"text/plain": text}, "metadata": {}},
+                parent=parent,
+            )
             reply = {"status": "ok", "execution_count": count, "user_expressions": {}, "payload": []}
         else:
             reply = {"status": "ok", "matches": [], "cursor_start": 0, "cursor_end": 0, "metadata": {}}
-        session.send(shell, msg["header"]["msg_type"].replace("_request", "_reply"), reply, parent=parent,
-                     ident=idents)
+        session.send(shell, msg["header"]["msg_type"].replace("_request", "_reply"), reply, parent=parent, ident=idents)
         session.send(iopub, "status", {"execution_state": "idle"}, parent=parent)
 
 

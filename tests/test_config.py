@@ -17,8 +17,10 @@ def test_every_option_has_help():
 def test_precedence_python_over_env_over_file(tmp_path, monkeypatch):
     config_file = tmp_path / "config" / "zembed" / "zembed_config.py"
     config_file.parent.mkdir(parents=True)
-    config_file.write_text("c.KernelConfig.name = 'from-file'\nc.KernelConfig.stream_flush_interval = 0.2\n"
-                           "c.KernelConfig.poll_budget = 0.02\n")
+    config_file.write_text(
+        "c.KernelConfig.name = 'from-file'\nc.KernelConfig.stream_flush_interval = 0.2\n"
+        "c.KernelConfig.poll_budget = 0.02\n"
+    )
     monkeypatch.setenv("ZEMBED_STREAM_FLUSH_INTERVAL", "0.3")
     assert load_config({}).name == "from-file"
     assert load_config({}).poll_budget == 0.02

@@ -66,7 +66,12 @@ def test_host_busy_is_reported(host_and_client):
 
 @pytest.mark.parametrize(
     "code",
-    ["while True: pass", "import time\ntime.sleep(60)", "from time import sleep\nsleep(60)", "input('never answered: ')"],
+    [
+        "while True: pass",
+        "import time\ntime.sleep(60)",
+        "from time import sleep\nsleep(60)",
+        "input('never answered: ')",
+    ],
 )
 def test_interrupt_within_one_second(host_and_client, code):
     host, client = host_and_client
@@ -154,7 +159,7 @@ def test_shutdown_request_detaches_and_host_keeps_running(start_host, connect):
     host = start_host("asyncio")
     client = connect(host.connection_file)
     client.run("frames_before = host.frames")
-    reply = client.kc.shutdown()
+    client.kc.shutdown()
     content = client.kc.get_control_msg(timeout=5)["content"]
     assert content == {"status": "ok", "restart": False}
     deadline = time.monotonic() + 5

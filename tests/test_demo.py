@@ -9,8 +9,7 @@ import psutil
 
 
 def test_zembed_demo_attaches_a_console_to_a_live_host(runtime_dir):
-    child = pexpect.spawn(sys.executable, ["-m", "zembed", "demo"], encoding="utf-8", timeout=30,
-                          dimensions=(40, 120))
+    child = pexpect.spawn(sys.executable, ["-m", "zembed", "demo"], encoding="utf-8", timeout=30, dimensions=(40, 120))
     try:
         child.expect(r"host pid (\d+) serving")
         host_pid = int(child.match.group(1))

@@ -23,7 +23,9 @@ def client(host_and_client):
 
 
 def complete(client, code, cursor_pos=None):
-    return client.kc.complete(code, cursor_pos if cursor_pos is not None else len(code), reply=True, timeout=5)["content"]
+    return client.kc.complete(code, cursor_pos if cursor_pos is not None else len(code), reply=True, timeout=5)[
+        "content"
+    ]
 
 
 def test_complete_names_of_the_namespace(client):

@@ -12,8 +12,9 @@ pytestmark = pytest.mark.skipif(shutil.which("jupyter-console") is None, reason=
 
 def test_jupyter_console_attaches_runs_and_detaches(start_host):
     host = start_host("asyncio", "--name", "consolehost")
-    child = pexpect.spawn("jupyter-console", ["--existing", host.connection_file], encoding="utf-8", timeout=20,
-                          dimensions=(40, 120))
+    child = pexpect.spawn(
+        "jupyter-console", ["--existing", host.connection_file], encoding="utf-8", timeout=20, dimensions=(40, 120)
+    )
     try:
         child.expect(r"In \[")
         assert "zembed" in child.before and "consolehost" in child.before  # our banner

@@ -15,15 +15,30 @@ import psutil
 import pytest
 
 import zembed
-from zembed._config import option_names
 
 
 def test_public_surface_is_pinned():
-    assert sorted(zembed.__all__) == sorted([
-        "BadSignature", "ConnectionFileError", "DisplayHandle", "Kernel", "KernelConfig", "KernelStopped",
-        "MalformedMessage", "ProtocolError", "ReplayedMessage", "StdinNotAvailable", "UsageError", "ZembedError",
-        "__version__", "clear_output", "display", "serve", "start_kernel",
-    ])
+    assert sorted(zembed.__all__) == sorted(
+        [
+            "BadSignature",
+            "ConnectionFileError",
+            "DisplayHandle",
+            "Kernel",
+            "KernelConfig",
+            "KernelStopped",
+            "MalformedMessage",
+            "ProtocolError",
+            "ReplayedMessage",
+            "StdinNotAvailable",
+            "UsageError",
+            "ZembedError",
+            "__version__",
+            "clear_output",
+            "display",
+            "serve",
+            "start_kernel",
+        ]
+    )
 
 
 def counts():
@@ -177,8 +192,9 @@ def test_serve_blocks_until_shutdown(tmp_path, connect):
         "zembed.serve({'answer': 42}, name='served')\n"
         "print('serve returned')\n"
     )
-    process = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               env={**os.environ})
+    process = subprocess.Popen(
+        [sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ}
+    )
     try:
         import json
 

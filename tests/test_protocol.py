@@ -7,8 +7,8 @@ import json
 import pytest
 from jupyter_client.session import Session as JupyterSession
 
-from zembed._protocol import DELIMITER, Session, new_key
 from zembed import BadSignature, MalformedMessage, ReplayedMessage
+from zembed._protocol import DELIMITER, Session, new_key
 
 
 @pytest.fixture

@@ -160,8 +160,9 @@ def test_rejections_are_logged_at_a_bounded_rate(start_host, tmp_path):
 
     log_path = tmp_path / "host.err"
     with open(log_path, "wb") as err:
-        process = subprocess.Popen([sys.executable, str(HOSTS / "host.py"), "--loop", "asyncio"],
-                                   stdout=subprocess.PIPE, stderr=err)
+        process = subprocess.Popen(
+            [sys.executable, str(HOSTS / "host.py"), "--loop", "asyncio"], stdout=subprocess.PIPE, stderr=err
+        )
         try:
             info = json.loads(Path(json.loads(process.stdout.readline())["connection_file"]).read_text())
             ctx = zmq.Context()

@@ -1,9 +1,9 @@
 """zembed: a Jupyter kernel embedded in a running host application.
 
-    import zembed
-    kernel = zembed.start_kernel(namespace, name="myapp")  # returns at once
-    ...                                                    # the host runs its loop
-    kernel.stop()
+import zembed
+kernel = zembed.start_kernel(namespace, name="myapp")  # returns at once
+...                                                    # the host runs its loop
+kernel.stop()
 """
 
 from ._api import serve, start_kernel

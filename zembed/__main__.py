@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -34,8 +33,10 @@ def demo(args: argparse.Namespace) -> int:
         print("Try:  app   app.world.particles[:3]   app.world.gravity = -2   app.busy(3)   app.crash()")
         console = shutil.which("jupyter-console")
         if console is None or args.no_console:
-            print(f"Attach from another terminal with:\n  jupyter console --existing {connection_file}\n"
-                  "Ctrl-C here stops the demo host.")
+            print(
+                f"Attach from another terminal with:\n  jupyter console --existing {connection_file}\n"
+                "Ctrl-C here stops the demo host."
+            )
             host.wait()
             return 0
         return subprocess.call([console, "--existing", connection_file])
@@ -48,7 +49,9 @@ def demo(args: argparse.Namespace) -> int:
                 host.wait(5)
             except subprocess.TimeoutExpired:
                 host.kill()
-        print(f"zembed demo: host stopped ({'exit ' + str(host.returncode) if host.returncode is not None else 'killed'})")
+        print(
+            f"zembed demo: host stopped ({'exit ' + str(host.returncode) if host.returncode is not None else 'killed'})"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,8 +16,9 @@ from __future__ import annotations
 import io
 import sys
 import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterator, TextIO
+from typing import TextIO
 
 Emit = Callable[[str, str], None]  # (stream name, text) -> queue a stream message
 
@@ -45,7 +46,7 @@ class OutputBuffer:
         with self._lock:
             if not self._chunks:
                 return
-            run_name, parts = self._chunks[0][0], []
+            run_name, parts = self._chunks[0][0], list[str]()
             for name, text in self._chunks:
                 if name != run_name:
                     emit(run_name, "".join(parts))
@@ -65,7 +66,9 @@ class CapturedStream(io.TextIOBase):
     before, so a host's background logging is not broadcast.
     """
 
-    def __init__(self, name: str, buffer: OutputBuffer, previous: TextIO | None, preexisting: set[threading.Thread]) -> None:
+    def __init__(
+        self, name: str, buffer: OutputBuffer, previous: TextIO | None, preexisting: set[threading.Thread]
+    ) -> None:
         super().__init__()
         self.name = name
         self._buffer = buffer

@@ -43,9 +43,7 @@ class KernelConfig(HasTraits):
         "From Python you may also pass a loop object or a call-soon callable.",
     ).tag(config=True)
     ip = Unicode("127.0.0.1", help="Address the sockets bind to (tcp transport).").tag(config=True)
-    transport = Enum(["tcp", "ipc"], "tcp", help="ZeroMQ transport: 'tcp' or 'ipc' (Unix sockets).").tag(
-        config=True
-    )
+    transport = Enum(["tcp", "ipc"], "tcp", help="ZeroMQ transport: 'tcp' or 'ipc' (Unix sockets).").tag(config=True)
     connection_dir = Unicode(
         "",
         help="Directory for connection files; empty means Jupyter's runtime dir "
@@ -141,7 +139,9 @@ def _file_config(path: Path | None) -> Options:
         raise UsageError(f"cannot load zembed config file {path}: {exc}") from exc
     unknown = sorted(set(section) - set(option_names()))
     if unknown:
-        raise UsageError(f"{path} sets unknown option(s) {', '.join(unknown)}; options are: {', '.join(option_names())}")
+        raise UsageError(
+            f"{path} sets unknown option(s) {', '.join(unknown)}; options are: {', '.join(option_names())}"
+        )
     return section
 
 

@@ -160,7 +160,7 @@ def display(
         if raw:
             if not isinstance(obj, dict):
                 raise TypeError("display(raw=True) takes dicts of mime type -> data")
-            data, meta = dict(obj), {}
+            data, meta = dict(obj), dict[str, Any]()
         else:
             data, meta = format_bundle(obj)
         meta.update(metadata or {})

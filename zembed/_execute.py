@@ -14,9 +14,11 @@ import builtins
 import linecache
 import os
 import traceback
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from types import CodeType, TracebackType
-from typing import Any, Callable, ContextManager
+from typing import Any
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -43,8 +45,10 @@ def compile_cell(source: str, filename: str) -> tuple[CodeType | None, CodeType 
     """
     tree = ast.parse(source, filename, "exec")
     last: ast.Expression | None = None
-    if tree.body and isinstance(tree.body[-1], ast.Expr):
-        last = ast.Expression(tree.body.pop().value)
+    final = tree.body[-1] if tree.body else None
+    if isinstance(final, ast.Expr):
+        tree.body.pop()
+        last = ast.Expression(final.value)
     body = compile(tree, filename, "exec", dont_inherit=True) if tree.body else None
     return body, compile(last, filename, "eval", dont_inherit=True) if last is not None else None
 
@@ -71,7 +75,7 @@ def run_cell(
     source: str,
     filename: str,
     namespace: dict[str, Any],
-    guard: Callable[[], ContextManager[None]],
+    guard: Callable[[], AbstractContextManager[None]],
     format_value: Callable[[Any], tuple[dict[str, Any], dict[str, Any]]],
 ) -> CellResult:
     """Run ``source`` with ``namespace`` as globals; never raises.

@@ -12,13 +12,14 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-from ._version import __version__
 from ._capture import OutputBuffer, captured_streams
 from ._display import format_bundle, publishing
 from ._execute import error_content, evaluate_expressions, run_cell
 from ._protocol import PROTOCOL_VERSION, Message
+from ._version import __version__
 
 if TYPE_CHECKING:
     from ._kernel import Kernel
@@ -27,7 +28,7 @@ log = logging.getLogger("zembed")
 _PYTHON_VERSION = "{}.{}.{}".format(*sys.version_info[:3])
 
 Content = dict[str, Any]
-Handler = Callable[["Kernel", "Request"], Optional[Content]]
+Handler = Callable[["Kernel", "Request"], Content | None]
 
 
 class Request:
@@ -196,14 +197,20 @@ def execute(kernel: Kernel, request: Request) -> Content:
     def request_input(prompt: str, password: bool) -> str:
         output.flush()
         parent = request.message
-        msg_id = kernel.send("stdin", "input_request", {"prompt": prompt, "password": password}, parent.header, parent.idents)
+        msg_id = kernel.send(
+            "stdin", "input_request", {"prompt": prompt, "password": password}, parent.header, parent.idents
+        )
         kernel.flush_soon()  # the user is waiting for this prompt
         return msg_id
 
     expressions: Content = {}
     try:
-        with kernel.cell(buffer, request.message.header), captured_streams(buffer), publishing(output), \
-                kernel._stdin.patched(request_input, allow_stdin):
+        with (
+            kernel.cell(buffer, request.message.header),
+            captured_streams(buffer),
+            publishing(output),
+            kernel._stdin.patched(request_input, allow_stdin),
+        ):
             result = run_cell(code, filename, kernel.namespace, kernel._interrupter.armed, format_bundle)
             if user_expressions:
                 expressions = evaluate_expressions(user_expressions, kernel.namespace, format_bundle)
@@ -211,8 +218,12 @@ def execute(kernel: Kernel, request: Request) -> Content:
         output.flush()
 
     if result.exit_requested:
-        return {"status": "ok", "execution_count": count, "user_expressions": expressions,
-                "payload": [{"source": "ask_exit", "keepkernel": True}]}
+        return {
+            "status": "ok",
+            "execution_count": count,
+            "user_expressions": expressions,
+            "payload": [{"source": "ask_exit", "keepkernel": True}],
+        }
     if result.error is not None:
         request.publish("error", result.error)
         if stop_on_error:
@@ -222,7 +233,9 @@ def execute(kernel: Kernel, request: Request) -> Content:
             request.afterwards.append(lambda: _abort(kernel, queued))
         return {"status": "error", "execution_count": count, **result.error}
     if result.data is not None and not silent:
-        request.publish("execute_result", {"execution_count": count, "data": result.data, "metadata": result.metadata or {}})
+        request.publish(
+            "execute_result", {"execution_count": count, "data": result.data, "metadata": result.metadata or {}}
+        )
         if store_history:
             kernel.history.set_output(count, result.data.get("text/plain", ""))
     return {"status": "ok", "execution_count": count, "user_expressions": expressions, "payload": []}

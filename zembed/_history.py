@@ -45,9 +45,7 @@ class History:
                 session += self.session
             start = int(request.get("start", 0) or 0)
             stop = request.get("stop")
-            entries = [
-                e for e in entries if e[0] == session and e[1] >= start and (stop is None or e[1] < int(stop))
-            ]
+            entries = [e for e in entries if e[0] == session and e[1] >= start and (stop is None or e[1] < int(stop))]
         elif access == "search":
             pattern = str(request.get("pattern", "*"))
             entries = [e for e in entries if fnmatch.fnmatchcase(e[2], pattern)]

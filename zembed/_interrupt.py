@@ -19,8 +19,9 @@ import _thread
 import ctypes
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
+from typing import SupportsIndex
 
 _set_async_exc = ctypes.pythonapi.PyThreadState_SetAsyncExc
 _set_async_exc.argtypes = [ctypes.c_ulong, ctypes.py_object]
@@ -85,10 +86,10 @@ class Interrupter:
         real_sleep = time.sleep
         me = threading.get_ident()
 
-        def sleep(seconds: float) -> None:
+        def sleep(seconds: float | SupportsIndex) -> None:
             if threading.get_ident() != me or self._target is None:
                 return real_sleep(seconds)
-            seconds = float(seconds)
+            seconds = float(seconds)  # type: ignore[arg-type]  # as time.sleep accepts
             if seconds < 0:
                 raise ValueError("sleep length must be non-negative")
             waiter = _thread.allocate_lock()

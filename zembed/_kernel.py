@@ -19,9 +19,10 @@ import os
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import zmq
 
@@ -99,7 +100,13 @@ class Kernel:
             "zembed": {"app": self.name, "pid": os.getpid(), "started": utc_now(), "loop": adapter.name},
         }
         self._sockets = SocketThread(
-            context, sockets, self.session, self._on_message, self._on_subscribe, self._flush_output, self._tick_interval
+            context,
+            sockets,
+            self.session,
+            self._on_message,
+            self._on_subscribe,
+            self._flush_output,
+            self._tick_interval,
         )
         self._sockets.start()
         try:

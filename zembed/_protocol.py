@@ -183,7 +183,7 @@ class Session:
         self._remember(signature)
 
         dicts = []
-        for name, raw in zip(("header", "parent_header", "metadata", "content"), parts):
+        for name, raw in zip(("header", "parent_header", "metadata", "content"), parts, strict=True):
             try:
                 value = _loads(raw)
             except (UnicodeDecodeError, ValueError) as exc:

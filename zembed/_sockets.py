@@ -22,8 +22,9 @@ import socket
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import zmq
 
@@ -182,11 +183,11 @@ class SocketThread(threading.Thread):
             while not self._stopping:
                 interval = self._tick_interval()
                 if interval is None:
-                    next_tick, timeout = None, None
+                    next_tick, timeout = None, None  # block until a message or a wake-up
                 else:
                     now = time.monotonic()
                     next_tick = next_tick or now + interval
-                    timeout = max(0.0, next_tick - now) * 1000
+                    timeout = int(max(0.0, next_tick - now) * 1000) + 1
                 ready = dict(poller.poll(timeout))
                 if self._wake_r.fileno() in ready:
                     self._drain_wake()
@@ -261,7 +262,7 @@ class SocketThread(threading.Thread):
         self._heartbeat.stop()
         ipc_paths = []
         for sock in self._sockets.values():
-            endpoint = sock.get(zmq.LAST_ENDPOINT).decode()
+            endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
             if endpoint.startswith("ipc://"):
                 ipc_paths.append(Path(endpoint[len("ipc://") :]))
             sock.close()

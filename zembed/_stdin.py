@@ -15,8 +15,9 @@ import _thread
 import builtins
 import getpass
 from collections import deque
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from ._errors import KernelStopped, StdinNotAvailable
 from ._protocol import Message

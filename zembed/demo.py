@@ -51,8 +51,12 @@ class World:
         """Add ``count`` particles at random places and speeds."""
         for _ in range(count):
             self.particles.append(
-                Particle(random.uniform(0, self.width), random.uniform(0, self.height),
-                         random.uniform(-3, 3), random.uniform(-3, 3))
+                Particle(
+                    random.uniform(0, self.width),
+                    random.uniform(0, self.height),
+                    random.uniform(-3, 3),
+                    random.uniform(-3, 3),
+                )
             )
 
     def step(self, dt: float) -> None:
@@ -116,8 +120,11 @@ async def run(name: str, announce: bool) -> None:
     if announce:
         print(json.dumps({"connection_file": str(kernel.connection_file), "pid": os.getpid()}), flush=True)
     else:
-        print(f"demo host running (pid {os.getpid()}); attach with:\n"
-              f"  jupyter console --existing {kernel.connection_file}\nCtrl-C to stop.", flush=True)
+        print(
+            f"demo host running (pid {os.getpid()}); attach with:\n"
+            f"  jupyter console --existing {kernel.connection_file}\nCtrl-C to stop.",
+            flush=True,
+        )
     period = 1.0 / app.target_fps
     last = time.monotonic()
     try:

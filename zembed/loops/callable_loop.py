@@ -7,7 +7,8 @@ The smallest contract a host can give (trio's guest mode asks the same):
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 log = logging.getLogger("zembed")
 
