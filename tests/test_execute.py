@@ -174,3 +174,13 @@ def test_cells_do_not_inherit_the_kernels_future_imports(host_and_client):
     _, client = host_and_client
     client.run("def f(x: int): pass")
     assert client.value("f.__annotations__['x'] is int") is True
+
+
+def test_display_from_a_thread_the_cell_started(host_and_client):
+    _, client = host_and_client
+    out = client.run(
+        "import threading, zembed\n"
+        "t = threading.Thread(target=zembed.display, args=('from a worker',))\n"
+        "t.start(); t.join()"
+    )
+    assert [c["data"]["text/plain"] for c in out.of_type("display_data")] == ["'from a worker'"]
