@@ -184,3 +184,10 @@ def test_display_from_a_thread_the_cell_started(host_and_client):
         "t.start(); t.join()"
     )
     assert [c["data"]["text/plain"] for c in out.of_type("display_data")] == ["'from a worker'"]
+
+
+def test_top_level_await_says_what_to_do(host_and_client):
+    _, client = host_and_client
+    out = client.run("import asyncio\nawait asyncio.sleep(0)")
+    assert out.content["ename"] == "SyntaxError"
+    assert "ensure_future" in out.content["evalue"]

@@ -219,3 +219,36 @@ def test_documented_options_match_the_code():
     text = open(os.path.join(root, "configuration.md")).read()
     stale = [row for row in render.rows() if row not in text]
     assert not stale, "docs/configuration.md is stale; regenerate with python docs/render_options.py"
+
+
+def test_stop_from_inside_a_cell_leaves_the_host_running(start_host, connect):
+    host = start_host("asyncio")
+    client = connect(host.connection_file)
+    client.kc.execute("kernel.stop()")
+    deadline = time.monotonic() + 10
+    while os.path.exists(host.connection_file) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not os.path.exists(host.connection_file)
+    time.sleep(0.2)
+    assert host.alive()
+
+
+def test_host_exiting_without_stop_cleans_up(runtime_dir):
+    code = "import zembed; k = zembed.start_kernel({}, name='forgetful', loop='poll'); print(k.connection_file)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert not os.path.exists(done.stdout.strip())
+
+
+def test_a_poll_host_that_stops_polling_is_reported_busy(connect):
+    with zembed.start_kernel({}, loop="poll") as kernel:
+        client = connect(str(kernel.connection_file))  # kernel_info is served without the host
+        msg_id = client.kc.execute("'ran'")
+        time.sleep(0.5)  # the host "hangs": nobody polls
+        info = client.control("kernel_info_request")["zembed"]
+        assert info["host_busy_seconds"] >= 0.4 and info["executing"] is False
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not kernel.poll():  # the host comes back
+            time.sleep(0.01)
+        assert client.shell_reply(msg_id)["content"]["status"] == "ok"
+        assert client.control("kernel_info_request")["zembed"]["host_busy_seconds"] < 0.4

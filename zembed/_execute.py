@@ -63,6 +63,8 @@ def _user_frames(tb: TracebackType | None) -> TracebackType | None:
 def error_content(exc: BaseException) -> dict[str, Any]:
     """Jupyter's error fields; the traceback lines are plain text."""
     exc_type = type(exc)
+    if isinstance(exc, SyntaxError) and exc.msg == "'await' outside function":
+        exc.msg += " (top-level await is not supported in cells: use asyncio.ensure_future(...) instead)"
     if isinstance(exc, SyntaxError):
         lines = traceback.format_exception_only(exc_type, exc)
     else:
