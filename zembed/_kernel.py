@@ -58,8 +58,6 @@ class Kernel:
         self.config = config
         self.execution_count = 0
         self.history = History()
-        self.started_at = time.time()
-        self.messages_handled = 0
         self._adapter = adapter
         self._on_shutdown = on_shutdown
         self._interrupter = Interrupter()
@@ -80,10 +78,13 @@ class Kernel:
         self._topic_prefix = f"kernel.{self.session.session_id}.".encode()
         context: zmq.Context[Any] = zmq.Context()
         ports = {c: getattr(config, f"{c}_port") for c in ("shell", "iopub", "stdin", "control", "hb")}
-        ip = config.ip if config.transport == "tcp" else (config.ip if config.ip != "127.0.0.1" else "")
         self.connection_file: Path = config.connection_path()
+        ip = config.ip
         if config.transport == "ipc":
-            ip = ip or str(self.connection_file.with_suffix("")) + "-ipc"
+            # Jupyter's ipc convention: "ip" is a path prefix.  The default
+            # loopback address means "next to the connection file".
+            if ip == "127.0.0.1":
+                ip = str(self.connection_file.with_suffix("")) + "-ipc"
             ensure_private_dir(Path(ip).parent)  # the socket files live there
         try:
             sockets, bound = bind_sockets(context, config.transport, ip, ports, config.max_message_bytes)
@@ -227,7 +228,6 @@ class Kernel:
     # -- socket thread -----------------------------------------------------
 
     def _on_message(self, channel: str, message: Message) -> None:
-        self.messages_handled += 1
         if channel == "stdin":
             if message.msg_type == "input_reply":
                 self._stdin.deliver(message)
