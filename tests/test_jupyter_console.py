@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
+import sys
 
 import pexpect
-import pytest
 
-pytestmark = pytest.mark.skipif(shutil.which("jupyter-console") is None, reason="jupyter_console not installed")
+# `python -m jupyter_console`: no reliance on console scripts being on PATH.
+CONSOLE = [sys.executable, "-m", "jupyter_console"]
 
 
 def test_jupyter_console_attaches_runs_and_detaches(start_host):
@@ -34,7 +34,7 @@ def test_jupyter_console_attaches_runs_and_detaches(start_host):
 
 def test_jupyter_console_finds_zembed_kernels_by_name(start_host):
     host = start_host("asyncio", "--name", "findme")
-    child = pexpect.spawn("jupyter-console", ["--existing", "findme"], encoding="utf-8", timeout=20)
+    child = pexpect.spawn(CONSOLE[0], [*CONSOLE[1:], "--existing", "findme"], encoding="utf-8", timeout=20)
     try:
         child.expect(r"In \[")
         child.send("__import__('os').getpid()\r")

@@ -8,12 +8,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import signal
 import subprocess
 import sys
 
 from ._version import __version__
+
+
+def _console_command() -> list[str] | None:
+    """How to run Jupyter's console (zconsole replaces it), or None."""
+    import importlib.util
+
+    if importlib.util.find_spec("jupyter_console") is None:
+        return None
+    return [sys.executable, "-m", "jupyter_console"]
 
 
 def demo(args: argparse.Namespace) -> int:
@@ -31,7 +39,7 @@ def demo(args: argparse.Namespace) -> int:
         connection_file = json.loads(line)["connection_file"]
         print(f"zembed demo: host pid {host.pid} serving {connection_file}")
         print("Try:  app   app.world.particles[:3]   app.world.gravity = -2   app.busy(3)   app.crash()")
-        console = shutil.which("jupyter-console")
+        console = _console_command()
         if console is None or args.no_console:
             print(
                 f"Attach from another terminal with:\n  jupyter console --existing {connection_file}\n"
@@ -39,7 +47,7 @@ def demo(args: argparse.Namespace) -> int:
             )
             host.wait()
             return 0
-        return subprocess.call([console, "--existing", connection_file])
+        return subprocess.call([*console, "--existing", connection_file])
     except KeyboardInterrupt:
         return 130
     finally:
