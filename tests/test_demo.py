@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
+import time
 
 import pexpect
 import psutil
@@ -39,3 +42,33 @@ def test_demo_world_behaves():
     assert len(app.world.particles) == 10
     assert all(0 <= p.x <= app.world.width and 0 <= p.y <= app.world.height for p in app.world.particles)
     assert "particles" in app.world._repr_html_()
+
+
+def test_ctrl_c_in_the_demo_terminal_never_reaches_the_host(runtime_dir):
+    child = pexpect.spawn(sys.executable, ["-m", "zembed", "demo"], encoding="utf-8", timeout=30, dimensions=(40, 120))
+    try:
+        child.expect(r"host pid (\d+) serving")
+        host_pid = int(child.match.group(1))
+        child.expect(r"In \[")
+        child.send("import time; time.sleep(2); 'slept'\r")
+        time.sleep(0.5)
+        child.sendintr()  # SIGINT to the terminal's foreground process group
+        child.expect("slept")  # the cell finished: Jupyter's console does not interrupt kernels it did not start
+        child.send("app.frame > 0\r")
+        child.expect("True")
+        assert psutil.Process(host_pid).is_running()
+        child.send("exit\r")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+
+
+def test_demo_host_does_not_outlive_a_killed_launcher(runtime_dir):
+    launcher = pexpect.spawn(sys.executable, ["-m", "zembed", "demo", "--no-console"], encoding="utf-8", timeout=30)
+    try:
+        launcher.expect(r"host pid (\d+) serving")
+        host = psutil.Process(int(launcher.match.group(1)))
+        os.kill(launcher.pid, signal.SIGKILL)
+        host.wait(timeout=10)  # it notices within a second and stops
+    finally:
+        launcher.close(force=True)

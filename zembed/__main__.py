@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -24,11 +25,24 @@ def _console_command() -> list[str] | None:
     return [sys.executable, "-m", "jupyter_console"]
 
 
+def _run_console(command: list[str]) -> int:
+    """Run the console in the foreground; Ctrl-C is the console's to handle."""
+    console = subprocess.Popen(command)
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # this launcher only, after the child started
+    try:
+        return console.wait()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def demo(args: argparse.Namespace) -> int:
+    # Its own session: Ctrl-C in this terminal belongs to the console, and
+    # must never reach the host (the point of a console in another process).
     host = subprocess.Popen(
-        [sys.executable, "-m", "zembed.demo", "--announce", "--name", args.name],
+        [sys.executable, "-m", "zembed.demo", "--announce", "--name", args.name, "--parent-pid", str(os.getpid())],
         stdout=subprocess.PIPE,
         text=True,
+        start_new_session=True,
     )
     try:
         assert host.stdout is not None
@@ -47,7 +61,7 @@ def demo(args: argparse.Namespace) -> int:
             )
             host.wait()
             return 0
-        return subprocess.call([*console, "--existing", connection_file])
+        return _run_console([*console, "--existing", connection_file])
     except KeyboardInterrupt:
         return 130
     finally:

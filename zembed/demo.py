@@ -113,7 +113,7 @@ class DemoApp:
         return f"<DemoApp frame={self.frame} fps={self.fps:.0f} particles={len(self.world.particles)}>"
 
 
-async def run(name: str, announce: bool) -> None:
+async def run(name: str, announce: bool, parent_pid: int | None = None) -> None:
     app = DemoApp()
     namespace = {"app": app, "world": app.world, "__name__": "__demo__"}
     kernel = zembed.start_kernel(namespace, name=name)
@@ -129,6 +129,8 @@ async def run(name: str, announce: bool) -> None:
     last = time.monotonic()
     try:
         while True:
+            if parent_pid is not None and app.frame % 60 == 0 and os.getppid() != parent_pid:
+                break  # the launcher is gone: do not linger as an orphan
             now = time.monotonic()
             app.tick(now - last)
             last = now
@@ -141,9 +143,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m zembed.demo", description="zembed's demo host")
     parser.add_argument("--name", default="zembed-demo", help="app name (default: zembed-demo)")
     parser.add_argument("--announce", action="store_true", help="print the connection file as JSON (for tools)")
+    parser.add_argument("--parent-pid", type=int, help="stop when this process (the launcher) is gone")
     args = parser.parse_args(argv)
     try:
-        asyncio.run(run(args.name, args.announce))
+        asyncio.run(run(args.name, args.announce, args.parent_pid))
     except KeyboardInterrupt:
         sys.exit(0)
 
