@@ -181,3 +181,38 @@ def test_rejections_are_logged_at_a_bounded_rate(start_host, tmp_path):
             process.wait()
     lines = [line for line in log_path.read_text().splitlines() if "rejected a message" in line]
     assert 1 <= len(lines) <= 20
+
+
+def test_the_frame_limit_is_configurable(connect):
+    import threading
+
+    import zembed
+
+    with zembed.start_kernel({}, loop="poll", max_message_bytes=4096) as kernel:
+        info = kernel.connection_info
+        session = Session(key=info["key"].encode())
+        ctx = zmq.Context()
+        sock = ctx.socket(zmq.DEALER)
+        sock.linger = 0
+        sock.connect(f"tcp://{info['ip']}:{info['shell_port']}")
+        stop = threading.Event()
+
+        def host_loop() -> None:
+            while not stop.is_set():
+                kernel.poll()
+                stop.wait(0.002)
+
+        pump = threading.Thread(target=host_loop)
+        pump.start()
+        try:
+            oversized = {"code": "big = '" + "x" * 8000 + "'"}
+            sock.send_multipart(session.serialize(session.msg("execute_request", oversized)))
+            time.sleep(0.3)  # nothing to wait on: a refused frame produces no event
+            client = connect(str(kernel.connection_file))
+            assert client.value("'big' in globals()") is False
+            assert client.value("len('small')") == 5  # messages under the limit are served
+        finally:
+            stop.set()
+            pump.join()
+            sock.close()
+            ctx.term()
