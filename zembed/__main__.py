@@ -76,6 +76,45 @@ def demo(args: argparse.Namespace) -> int:
         )
 
 
+def list_command(args: argparse.Namespace) -> int:
+    from ._discovery import clean, describe, list_kernels
+
+    if args.clean:
+        removed = clean(timeout=args.timeout)
+        for record in removed:
+            print(f"removed {record.connection_file} ({record.app or 'kernel'}, pid {record.pid or '-'}: dead)")
+        if not removed:
+            print("no dead kernels")
+    records = list_kernels(timeout=args.timeout)
+    if args.json:
+        print(
+            json.dumps(
+                [
+                    {
+                        "connection_file": str(r.connection_file),
+                        "app": r.app,
+                        "pid": r.pid,
+                        "state": r.state,
+                        "age_seconds": round(r.age_seconds, 1),
+                        "host_busy_seconds": r.busy_seconds,
+                    }
+                    for r in records
+                ],
+                indent=2,
+            )
+        )
+        return 0
+    if not records:
+        from ._connection import runtime_dir
+
+        print(f"no kernels in {runtime_dir()}")
+        return 0
+    print(f"{'app':<20} {'pid':>8} {'age':>6}  {'state':<10} file")
+    for record in records:
+        print(describe(record))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="zembed", description="Embedded Jupyter kernels for host applications.")
     parser.add_argument("--version", action="version", version=f"zembed {__version__}")
@@ -84,6 +123,11 @@ def main(argv: list[str] | None = None) -> int:
     demo_parser.add_argument("--name", default="zembed-demo", help="app name of the demo host")
     demo_parser.add_argument("--no-console", action="store_true", help="only start the host and say how to attach")
     demo_parser.set_defaults(run=demo)
+    list_parser = commands.add_parser("list", help="list kernels with their app, pid, age and state")
+    list_parser.add_argument("--clean", action="store_true", help="first remove the connection files of dead kernels")
+    list_parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    list_parser.add_argument("--timeout", type=float, default=0.5, help="seconds to wait for each heartbeat")
+    list_parser.set_defaults(run=list_command)
     args = parser.parse_args(argv)
     return int(args.run(args))
 
