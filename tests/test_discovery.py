@@ -54,8 +54,17 @@ def test_clean_removes_only_dead_files(start_host):
 def test_dead_by_heartbeat_when_no_pid_is_known(runtime_dir):
     # A foreign kernel's file (no zembed pid) whose ports answer nothing.
     runtime_dir.mkdir(parents=True, exist_ok=True)
-    info = {"shell_port": 1, "iopub_port": 2, "stdin_port": 3, "control_port": 4, "hb_port": 5,
-            "ip": "127.0.0.1", "key": "k", "transport": "tcp", "signature_scheme": "hmac-sha256"}
+    info = {
+        "shell_port": 1,
+        "iopub_port": 2,
+        "stdin_port": 3,
+        "control_port": 4,
+        "hb_port": 5,
+        "ip": "127.0.0.1",
+        "key": "k",
+        "transport": "tcp",
+        "signature_scheme": "hmac-sha256",
+    }
     (runtime_dir / "kernel-foreign.json").write_text(json.dumps(info))
     (runtime_dir / "kernel-garbage.json").write_text("{not json")
     records = list_kernels(timeout=0.2)

@@ -21,6 +21,11 @@ def test_public_surface_is_pinned():
     assert sorted(zembed.__all__) == sorted(
         [
             "BadSignature",
+            "Client",
+            "HostDied",
+            "RemoteError",
+            "Result",
+            "connect",
             "ConnectionFileError",
             "DisplayHandle",
             "Kernel",

@@ -7,6 +7,7 @@ kernel.stop()
 """
 
 from ._api import serve, start_kernel
+from ._client import Client, HostDied, RemoteError, Result, connect
 from ._config import KernelConfig
 from ._display import DisplayHandle, clear_output, display
 from ._errors import (
@@ -25,19 +26,24 @@ from ._version import __version__
 
 __all__ = [
     "BadSignature",
+    "Client",
     "ConnectionFileError",
     "DisplayHandle",
+    "HostDied",
     "Kernel",
     "KernelConfig",
     "KernelStopped",
     "MalformedMessage",
     "ProtocolError",
+    "RemoteError",
     "ReplayedMessage",
+    "Result",
     "StdinNotAvailable",
     "UsageError",
     "ZembedError",
     "__version__",
     "clear_output",
+    "connect",
     "display",
     "serve",
     "start_kernel",

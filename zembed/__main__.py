@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 from ._version import __version__
 
@@ -115,6 +116,52 @@ def list_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_code(target: str | None, code: str, timeout: float | None) -> int:
+    """Run ``code`` in a host, streaming its output here; 0 ok, 1 error, 130 interrupted."""
+    from ._client import RemoteError, connect
+    from ._errors import ConnectionFileError
+
+    def show(msg_type: str, content: dict) -> None:
+        if msg_type == "stream":
+            stream = sys.stderr if content.get("name") == "stderr" else sys.stdout
+            stream.write(content.get("text", ""))
+            stream.flush()
+        elif msg_type in ("execute_result", "display_data"):
+            print(content.get("data", {}).get("text/plain", ""), flush=True)
+
+    try:
+        client = connect(target)
+    except (ConnectionFileError, TimeoutError) as exc:
+        print(f"zembed: {exc}", file=sys.stderr)
+        return 2
+    with client:
+        try:
+            client.execute(code, timeout=float("inf") if timeout is None else timeout, on_output=show)
+        except RemoteError as exc:
+            print(exc, file=sys.stderr)
+            return 130 if exc.ename == "KeyboardInterrupt" else 1
+        except KeyboardInterrupt:
+            print("zembed: interrupted; the remote code was interrupted too", file=sys.stderr)
+            return 130
+        except (TimeoutError, ConnectionError) as exc:
+            print(f"zembed: {exc}", file=sys.stderr)
+            return 1
+    return 0
+
+
+def exec_command(args: argparse.Namespace) -> int:
+    return _run_code(args.name, args.code, args.timeout)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    try:
+        code = Path(args.script).read_text(encoding="utf-8")
+    except OSError as exc:
+        print(f"zembed: cannot read {args.script}: {exc.strerror}", file=sys.stderr)
+        return 2
+    return _run_code(args.name, code, args.timeout)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="zembed", description="Embedded Jupyter kernels for host applications.")
     parser.add_argument("--version", action="version", version=f"zembed {__version__}")
@@ -128,7 +175,19 @@ def main(argv: list[str] | None = None) -> int:
     list_parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     list_parser.add_argument("--timeout", type=float, default=0.5, help="seconds to wait for each heartbeat")
     list_parser.set_defaults(run=list_command)
+    exec_parser = commands.add_parser("exec", help="run code in a host: zembed exec NAME -c CODE")
+    exec_parser.add_argument("name", help="app name, connection file, or '-' for the newest live kernel")
+    exec_parser.add_argument("-c", dest="code", required=True, help="the code to run")
+    exec_parser.add_argument("--timeout", type=float, default=None, help="seconds to wait (default: no limit)")
+    exec_parser.set_defaults(run=exec_command)
+    run_parser = commands.add_parser("run", help="run a script in a host: zembed run NAME script.py")
+    run_parser.add_argument("name", help="app name, connection file, or '-' for the newest live kernel")
+    run_parser.add_argument("script", help="a Python file, run in the host's namespace")
+    run_parser.add_argument("--timeout", type=float, default=None, help="seconds to wait (default: no limit)")
+    run_parser.set_defaults(run=run_command)
     args = parser.parse_args(argv)
+    if getattr(args, "name", None) == "-":
+        args.name = None
     return int(args.run(args))
 
 

@@ -106,6 +106,13 @@ def read_connection_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     return info
 
 
+def address(info: dict[str, Any], channel: str) -> str:
+    """The ZeroMQ endpoint of ``channel`` in connection ``info``."""
+    if info["transport"] == "ipc":
+        return f"ipc://{info['ip']}-{info[f'{channel}_port']}"
+    return f"{info['transport']}://{info['ip']}:{info[f'{channel}_port']}"
+
+
 def remove_quietly(path: Path) -> None:
     try:
         path.unlink()

@@ -26,7 +26,7 @@ from typing import Any
 
 import zmq
 
-from ._connection import read_connection_file, runtime_dir
+from ._connection import address, read_connection_file, runtime_dir
 from ._errors import ConnectionFileError, ProtocolError
 from ._protocol import Session
 
@@ -91,12 +91,6 @@ def _pid_gone(pid: int) -> bool:
     return False
 
 
-def _address(info: dict[str, Any], channel: str) -> str:
-    if info["transport"] == "ipc":
-        return f"ipc://{info['ip']}-{info[f'{channel}_port']}"
-    return f"{info['transport']}://{info['ip']}:{info[f'{channel}_port']}"
-
-
 def probe(record: KernelRecord, timeout: float = 0.5, context: zmq.Context[Any] | None = None) -> KernelRecord:
     """Fill in ``record.state`` (and ``busy_seconds``, ``details``); return it."""
     if record.pid is not None and _pid_gone(record.pid):
@@ -109,7 +103,7 @@ def probe(record: KernelRecord, timeout: float = 0.5, context: zmq.Context[Any] 
     heartbeat = ctx.socket(zmq.REQ)
     heartbeat.linger = 0
     try:
-        heartbeat.connect(_address(record.info, "hb"))
+        heartbeat.connect(address(record.info, "hb"))
         heartbeat.send(b"ping")
         if not heartbeat.poll(int(timeout * 1000)):
             record.state = "dead"
@@ -134,7 +128,7 @@ def _kernel_info(info: dict[str, Any], timeout: float, ctx: zmq.Context[Any]) ->
     control = ctx.socket(zmq.DEALER)
     control.linger = 0
     try:
-        control.connect(_address(info, "control"))
+        control.connect(address(info, "control"))
         control.send_multipart(session.serialize("kernel_info_request", {}))
         deadline = time.monotonic() + timeout
         while (left := deadline - time.monotonic()) > 0 and control.poll(int(left * 1000)):
