@@ -133,3 +133,48 @@ def test_ctrl_c_in_run_interrupts_the_remote_code(host, tmp_path):
     with zembed.connect("scripted") as client:
         assert client.kernel_info()["zembed"]["executing"] is False  # the loop was stopped
         assert client.eval("host.interrupts_in_host_code") == 0
+
+
+def test_async_client_drives_hosts_concurrently(start_host):
+    import asyncio
+
+    start_host("asyncio", "--name", "north")
+    start_host("poll", "--name", "south", "--fps", "200")
+
+    async def main():
+        north, south = await asyncio.gather(zembed.connect_async("north"), zembed.connect_async("south"))
+        async with north, south:
+            slow = "import time\ntime.sleep(0.6)\nhost.frames >= 0"
+            t0 = time.monotonic()
+            results = await asyncio.gather(north.execute(slow), south.execute(slow))
+            elapsed = time.monotonic() - t0
+            values = await asyncio.gather(north.eval("1 + 1"), south.call("host.signals_unchanged"))
+            with pytest.raises(zembed.RemoteError, match="ZeroDivisionError"):
+                await north.execute("1/0")
+            info = await south.kernel_info()
+        return [r.value for r in results], elapsed, values, info
+
+    values, elapsed, evaluated, info = asyncio.run(main())
+    assert values == ["True", "True"]
+    assert elapsed < 1.1  # the two 0.6 s cells ran at the same time
+    assert evaluated == [2, True]
+    assert info["implementation"] == "zembed"
+
+
+def test_cancelling_an_async_execute_interrupts_the_host(host):
+    import asyncio
+
+    async def main():
+        client = await zembed.connect_async("scripted")
+        async with client:
+            task = asyncio.ensure_future(client.execute("while True: pass"))
+            await asyncio.sleep(0.5)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            deadline = time.monotonic() + 5
+            while (await client.kernel_info())["zembed"]["executing"]:
+                assert time.monotonic() < deadline, "the remote loop kept running"
+            return await client.eval("'free again'")
+
+    assert asyncio.run(main()) == "free again"

@@ -20,12 +20,14 @@ import zembed
 def test_public_surface_is_pinned():
     assert sorted(zembed.__all__) == sorted(
         [
+            "AsyncClient",
             "BadSignature",
             "Client",
             "HostDied",
             "RemoteError",
             "Result",
             "connect",
+            "connect_async",
             "ConnectionFileError",
             "DisplayHandle",
             "Kernel",
@@ -44,6 +46,8 @@ def test_public_surface_is_pinned():
             "start_kernel",
         ]
     )
+    for name in zembed.__all__:  # the client names load lazily: each must resolve
+        assert getattr(zembed, name) is not None
 
 
 CYCLES = """

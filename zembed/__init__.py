@@ -7,7 +7,6 @@ kernel.stop()
 """
 
 from ._api import serve, start_kernel
-from ._client import Client, HostDied, RemoteError, Result, connect
 from ._config import KernelConfig
 from ._display import DisplayHandle, clear_output, display
 from ._errors import (
@@ -24,7 +23,21 @@ from ._errors import (
 from ._kernel import Kernel
 from ._version import __version__
 
+# The client side (scripts driving a host) loads on first use: a host that
+# only serves never pays for it, nor for asyncio, at start-up.
+_CLIENT_NAMES = {"AsyncClient", "Client", "HostDied", "RemoteError", "Result", "connect", "connect_async"}
+
+
+def __getattr__(name: str) -> object:
+    if name in _CLIENT_NAMES:
+        from . import _client
+
+        return getattr(_client, name)
+    raise AttributeError(f"module 'zembed' has no attribute {name!r}")
+
+
 __all__ = [
+    "AsyncClient",
     "BadSignature",
     "Client",
     "ConnectionFileError",
@@ -44,6 +57,7 @@ __all__ = [
     "__version__",
     "clear_output",
     "connect",
+    "connect_async",
     "display",
     "serve",
     "start_kernel",

@@ -1,15 +1,22 @@
-"""Driving a hosted kernel from a script: ``zembed.connect(NAME)``.
+"""Driving a hosted kernel from a script: ``zembed.connect(NAME)`` and
+``await zembed.connect_async(NAME)``.
 
-A small synchronous client on pyzmq and zembed's own protocol core.  One
-request at a time per client; open one client per host to drive several.
-``execute`` raises ``RemoteError`` with the remote traceback; a silent host
-is told apart from a busy one by its heartbeat (``HostDied`` vs
-``TimeoutError``); Ctrl-C while waiting interrupts the remote code first.
+Small clients on pyzmq and zembed's own protocol core.  What a request
+needs (its content, how its reply and outputs are recognised, how a result
+is decoded) is written once, with no I/O (``_Pending`` and the helpers
+below); ``Client`` waits with a poller, ``AsyncClient`` with asyncio.
+
+One request at a time per client; open one client per host to drive
+several.  ``execute`` raises ``RemoteError`` with the remote traceback; a
+silent host is told apart from a busy one by its heartbeat (``HostDied``
+vs ``TimeoutError``); Ctrl-C (or cancellation) while waiting interrupts the
+remote code first.
 """
 
 from __future__ import annotations
 
 import ast
+import asyncio
 import json
 import os
 import re
@@ -20,13 +27,22 @@ from pathlib import Path
 from typing import Any
 
 import zmq
+import zmq.asyncio
 
 from ._connection import address, read_connection_file
 from ._errors import ProtocolError, ZembedError
 from ._protocol import Message, Session
 
-OutputHandler = Callable[[str, dict[str, Any]], None]  # (msg_type, content) of each iopub output
+OutputHandler = Callable[[str, dict[str, Any]], None]  # (msg_type, content) of each output
 _DOTTED_NAME = re.compile(r"[^\W\d]\w*(\.[^\W\d]\w*)*")
+_HELPER = "__import__('zembed._scripting', fromlist=['_'])"
+CHANNEL_SOCKETS = (
+    ("shell", zmq.DEALER),
+    ("control", zmq.DEALER),
+    ("stdin", zmq.DEALER),
+    ("iopub", zmq.SUB),
+    ("hb", zmq.REQ),
+)
 
 
 class RemoteError(ZembedError):
@@ -60,212 +76,37 @@ class Result:
         return None if self.data is None else self.data.get("text/plain")
 
 
-class Client:
-    """A connection to one kernel.  Use ``zembed.connect`` to make one."""
+# -- requests, without I/O -----------------------------------------------------
 
-    def __init__(self, connection_file: str | os.PathLike[str], *, timeout: float = 10.0) -> None:
-        self.connection_file = Path(connection_file)
-        info = read_connection_file(self.connection_file)
-        self.info = info
-        self.timeout = timeout
-        self._session = Session(str(info["key"]).encode(), username="zembed-client")
-        self._context: zmq.Context[Any] = zmq.Context()
-        identity = self._session.session_id.encode()
-        self._sockets: dict[str, zmq.Socket[Any]] = {}
-        for channel, kind in (
-            ("shell", zmq.DEALER),
-            ("control", zmq.DEALER),
-            ("stdin", zmq.DEALER),
-            ("iopub", zmq.SUB),
-            ("hb", zmq.REQ),
-        ):
-            sock = self._context.socket(kind)
-            sock.linger = 0
-            if channel in ("shell", "stdin"):
-                sock.setsockopt(zmq.IDENTITY, identity)  # the kernel answers input() to our shell identity
-            if kind == zmq.SUB:
-                sock.setsockopt(zmq.SUBSCRIBE, b"")
-            sock.connect(address(info, channel))
-            self._sockets[channel] = sock
-        try:
-            self._wait_ready(timeout)
-        except BaseException:
-            self.close()
-            raise
 
-    # -- public API ----------------------------------------------------------
+class _Pending:
+    """One request's progress: fed messages, it knows when the request is
+    complete (its reply, and ``idle`` when asked for)."""
 
-    def execute(self, code: str, *, timeout: float | None = None, on_output: OutputHandler | None = None) -> Result:
-        """Run ``code`` in the host; raise ``RemoteError`` if it raises.
+    def __init__(self, msg_id: str, wait_for_idle: bool, on_output: OutputHandler | None) -> None:
+        self.msg_id = msg_id
+        self.reply: Message | None = None
+        self.idle = not wait_for_idle
+        self.result = Result()
+        self._on_output = on_output
 
-        ``on_output(msg_type, content)`` sees every output as it arrives
-        (``stream``, ``display_data``, ``execute_result``, ``error``...).
-        """
-        reply, result = self._execute(
-            {
-                "code": code,
-                "silent": False,
-                "store_history": True,
-                "user_expressions": {},
-                "allow_stdin": False,
-                "stop_on_error": False,
-            },
-            timeout,
-            on_output,
-        )
-        if reply.content.get("status") == "error":
-            raise RemoteError(
-                str(reply.content.get("ename", "Error")),
-                str(reply.content.get("evalue", "")),
-                list(reply.content.get("traceback", [])),
-            )
-        return result
+    @property
+    def done(self) -> bool:
+        return self.reply is not None and self.idle
 
-    def eval(self, expression: str, *, timeout: float | None = None) -> Any:
-        """The value of ``expression`` in the host: JSON-able values come back
-        as Python values, others as their ``repr`` string.  Silent: other
-        clients do not see it, and it does not count in the history."""
-        return self._evaluate(f"__import__('zembed._scripting', fromlist=['_']).encode(({expression}))", timeout)
-
-    def call(self, name: str, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
-        """Call the callable ``name`` (a dotted name in the host's namespace)
-        with JSON-able arguments; return its value as ``eval`` does."""
-        if not _DOTTED_NAME.fullmatch(name):
-            raise ValueError(f"call() takes a dotted name such as 'app.reset', not {name!r}")
-        arguments = json.dumps({"args": args, "kwargs": kwargs})
-        return self._evaluate(f"__import__('zembed._scripting', fromlist=['_']).call({name}, {arguments!r})", timeout)
-
-    def interrupt(self) -> None:
-        """Raise KeyboardInterrupt in the host's running cell, if any."""
-        self._send("control", "interrupt_request", {})
-
-    def kernel_info(self, *, timeout: float | None = None) -> dict[str, Any]:
-        """The kernel's ``kernel_info_reply`` content, over control (works while busy)."""
-        return self._request("control", "kernel_info_request", {}, timeout).content
-
-    def alive(self, timeout: float = 1.0) -> bool:
-        """Does the host's heartbeat answer?"""
-        hb = self._sockets["hb"]
-        hb.send(b"ping")
-        if hb.poll(int(timeout * 1000)):
-            hb.recv()
-            return True
-        # A REQ socket that got no answer is stuck: replace it.
-        hb.close()
-        self._sockets["hb"] = self._context.socket(zmq.REQ)
-        self._sockets["hb"].linger = 0
-        self._sockets["hb"].connect(address(self.info, "hb"))
-        return False
-
-    def close(self) -> None:
-        for sock in self._sockets.values():
-            sock.close()
-        self._context.term()
-
-    def __enter__(self) -> Client:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    # -- internals -----------------------------------------------------------
-
-    def _wait_ready(self, timeout: float) -> None:
-        """kernel_info until its reply and an iopub message both arrive (the
-        SUB socket joins late: its first messages may be lost)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                self._request(
-                    "shell", "kernel_info_request", {}, min(0.5, deadline - time.monotonic()), wait_for_idle=True
-                )
-                return
-            except TimeoutError:
-                continue
-        raise TimeoutError(f"the kernel in {self.connection_file} did not answer within {timeout:g} s")
-
-    def _send(self, channel: str, msg_type: str, content: dict[str, Any]) -> str:
-        header = self._session.header(msg_type)
-        self._sockets[channel].send_multipart(self._session.serialize(msg_type, content, header=header))
-        return str(header["msg_id"])
-
-    def _request(
-        self,
-        channel: str,
-        msg_type: str,
-        content: dict[str, Any],
-        timeout: float | None,
-        on_output: OutputHandler | None = None,
-        wait_for_idle: bool = False,
-    ) -> Message:
-        msg_id = self._send(channel, msg_type, content)
-        reply, _ = self._collect(channel, msg_id, timeout, on_output, wait_for_idle)
-        return reply
-
-    def _execute(
-        self, content: dict[str, Any], timeout: float | None, on_output: OutputHandler | None
-    ) -> tuple[Message, Result]:
-        msg_id = self._send("shell", "execute_request", content)
-        try:
-            return self._collect("shell", msg_id, timeout, on_output, True)
-        except KeyboardInterrupt:
-            # Ctrl-C in the script: stop the remote code too, then stop here.
-            self.interrupt()
-            self._collect("shell", msg_id, 5.0, on_output, True)
-            raise
-
-    def _collect(
-        self, channel: str, msg_id: str, timeout: float | None, on_output: OutputHandler | None, wait_for_idle: bool
-    ) -> tuple[Message, Result]:
-        limit = self.timeout if timeout is None else timeout
-        deadline = time.monotonic() + limit
-        reply: Message | None = None
-        idle = not wait_for_idle
-        result = Result()
-        poller = zmq.Poller()
-        poller.register(self._sockets[channel], zmq.POLLIN)
-        poller.register(self._sockets["iopub"], zmq.POLLIN)
-        while reply is None or not idle:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                if not self.alive():
-                    raise HostDied(f"the host of {self.connection_file.name} stopped answering its heartbeat")
-                raise TimeoutError(f"no reply within {limit:g} s; the host is alive but busy")
-            for sock, _ in poller.poll(int(min(left, 0.25) * 1000) + 1):
-                try:
-                    message = self._session.parse(sock.recv_multipart())
-                except ProtocolError:
-                    continue
-                if message.parent_header.get("msg_id") != msg_id:
-                    continue
-                if sock is self._sockets[channel]:
-                    reply = message
-                    if message.content.get("execution_count") is not None:
-                        result.execution_count = message.content["execution_count"]
-                elif message.msg_type == "status":
-                    idle = idle or message.content.get("execution_state") == "idle"
-                elif message.msg_type != "execute_input":  # the echo of our own code is no output
-                    _record(result, message)
-                    if on_output is not None:
-                        on_output(message.msg_type, message.content)
-        return reply, result
-
-    def _evaluate(self, expression: str, timeout: float | None) -> Any:
-        content = {
-            "code": "",
-            "silent": True,
-            "store_history": False,
-            "allow_stdin": False,
-            "user_expressions": {"value": expression},
-        }
-        reply, _ = self._execute(content, timeout, None)
-        outcome = reply.content.get("user_expressions", {}).get("value", {})
-        if outcome.get("status") != "ok":
-            raise RemoteError(
-                str(outcome.get("ename", "Error")), str(outcome.get("evalue", "")), list(outcome.get("traceback", []))
-            )
-        encoded = json.loads(ast.literal_eval(outcome["data"]["text/plain"]))
-        return encoded["json"] if "json" in encoded else encoded["repr"]
+    def feed(self, message: Message, is_reply: bool) -> None:
+        if message.parent_header.get("msg_id") != self.msg_id:
+            return
+        if is_reply:
+            self.reply = message
+            if message.content.get("execution_count") is not None:
+                self.result.execution_count = message.content["execution_count"]
+        elif message.msg_type == "status":
+            self.idle = self.idle or message.content.get("execution_state") == "idle"
+        elif message.msg_type != "execute_input":  # the echo of our own code is no output
+            _record(self.result, message)
+            if self._on_output is not None:
+                self._on_output(message.msg_type, message.content)
 
 
 def _record(result: Result, message: Message) -> None:
@@ -280,9 +121,330 @@ def _record(result: Result, message: Message) -> None:
         result.data = content.get("data")
 
 
+def _execute_content(code: str) -> dict[str, Any]:
+    return {
+        "code": code,
+        "silent": False,
+        "store_history": True,
+        "user_expressions": {},
+        "allow_stdin": False,
+        "stop_on_error": False,
+    }
+
+
+def _silent_content(encoded_expression: str) -> dict[str, Any]:
+    # Silent, with the value as a user expression that the helper already encodes as JSON.
+    return {
+        "code": "",
+        "silent": True,
+        "store_history": False,
+        "allow_stdin": False,
+        "user_expressions": {"value": encoded_expression},
+    }
+
+
+def _eval_content(expression: str) -> dict[str, Any]:
+    return _silent_content(f"{_HELPER}.encode(({expression}))")
+
+
+def _call_content(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+    if not _DOTTED_NAME.fullmatch(name):
+        raise ValueError(f"call() takes a dotted name such as 'app.reset', not {name!r}")
+    arguments = json.dumps({"args": args, "kwargs": kwargs})
+    return _silent_content(f"{_HELPER}.call({name}, {arguments!r})")
+
+
+def _check_execute(reply: Message) -> None:
+    if reply.content.get("status") == "error":
+        raise _remote_error(reply.content)
+
+
+def _decode_eval(reply: Message) -> Any:
+    outcome = reply.content.get("user_expressions", {}).get("value", {})
+    if outcome.get("status") != "ok":
+        raise _remote_error(outcome)
+    encoded = json.loads(ast.literal_eval(outcome["data"]["text/plain"]))
+    return encoded["json"] if "json" in encoded else encoded["repr"]
+
+
+def _remote_error(content: dict[str, Any]) -> RemoteError:
+    return RemoteError(
+        str(content.get("ename", "Error")), str(content.get("evalue", "")), list(content.get("traceback", []))
+    )
+
+
+def _open_sockets(context: zmq.Context[Any], info: dict[str, Any], identity: bytes) -> dict[str, Any]:
+    sockets = {}
+    for channel, kind in CHANNEL_SOCKETS:
+        sock = context.socket(kind)
+        sock.linger = 0
+        if channel in ("shell", "stdin"):
+            sock.setsockopt(zmq.IDENTITY, identity)  # the kernel answers input() to our shell identity
+        if kind == zmq.SUB:
+            sock.setsockopt(zmq.SUBSCRIBE, b"")
+        sock.connect(address(info, channel))
+        sockets[channel] = sock
+    return sockets
+
+
+class _Connection:
+    """What both clients hold: the file, the session, the sockets."""
+
+    def __init__(self, connection_file: str | os.PathLike[str], timeout: float, context: zmq.Context[Any]) -> None:
+        self.connection_file = Path(connection_file)
+        self.info = read_connection_file(self.connection_file)
+        self.timeout = timeout
+        self._session = Session(str(self.info["key"]).encode(), username="zembed-client")
+        self._context = context
+        self._sockets = _open_sockets(context, self.info, self._session.session_id.encode())
+
+    def _message(self, msg_type: str, content: dict[str, Any]) -> tuple[str, list[bytes]]:
+        header = self._session.header(msg_type)
+        return str(header["msg_id"]), self._session.serialize(msg_type, content, header=header)
+
+    def _parse(self, frames: list[bytes]) -> Message | None:
+        try:
+            return self._session.parse(frames)
+        except ProtocolError:
+            return None
+
+    def _replace_heartbeat(self) -> None:
+        # A REQ socket that got no answer is stuck in its send state.
+        self._sockets["hb"].close()
+        self._sockets["hb"] = self._context.socket(zmq.REQ)
+        self._sockets["hb"].linger = 0
+        self._sockets["hb"].connect(address(self.info, "hb"))
+
+    def _overdue(self, limit: float, alive: bool) -> Exception:
+        if not alive:
+            return HostDied(f"the host of {self.connection_file.name} stopped answering its heartbeat")
+        return TimeoutError(f"no reply within {limit:g} s; the host is alive but busy")
+
+    def close(self) -> None:
+        for sock in self._sockets.values():
+            sock.close()
+        self._context.term()
+
+
+# -- the synchronous client -------------------------------------------------------
+
+
+class Client(_Connection):
+    """A connection to one kernel.  Use ``zembed.connect`` to make one."""
+
+    def __init__(self, connection_file: str | os.PathLike[str], *, timeout: float = 10.0) -> None:
+        super().__init__(connection_file, timeout, zmq.Context())
+        try:
+            self._wait_ready(timeout)
+        except BaseException:
+            self.close()
+            raise
+
+    def execute(self, code: str, *, timeout: float | None = None, on_output: OutputHandler | None = None) -> Result:
+        """Run ``code`` in the host; raise ``RemoteError`` if it raises.
+
+        ``on_output(msg_type, content)`` sees every output as it arrives
+        (``stream``, ``display_data``, ``execute_result``, ``error``...).
+        """
+        reply, result = self._execute(_execute_content(code), timeout, on_output)
+        _check_execute(reply)
+        return result
+
+    def eval(self, expression: str, *, timeout: float | None = None) -> Any:
+        """The value of ``expression`` in the host: JSON-able values come back
+        as Python values, others as their ``repr`` string.  Silent: other
+        clients do not see it, and it does not count in the history."""
+        return _decode_eval(self._execute(_eval_content(expression), timeout, None)[0])
+
+    def call(self, name: str, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
+        """Call the callable ``name`` (a dotted name in the host's namespace)
+        with JSON-able arguments; return its value as ``eval`` does."""
+        return _decode_eval(self._execute(_call_content(name, args, kwargs), timeout, None)[0])
+
+    def interrupt(self) -> None:
+        """Raise KeyboardInterrupt in the host's running cell, if any."""
+        self._sockets["control"].send_multipart(self._message("interrupt_request", {})[1])
+
+    def kernel_info(self, *, timeout: float | None = None) -> dict[str, Any]:
+        """The kernel's ``kernel_info_reply`` content, over control (works while busy)."""
+        msg_id, frames = self._message("kernel_info_request", {})
+        self._sockets["control"].send_multipart(frames)
+        return self._collect("control", msg_id, timeout, None, False)[0].content
+
+    def alive(self, timeout: float = 1.0) -> bool:
+        """Does the host's heartbeat answer?"""
+        heartbeat = self._sockets["hb"]
+        heartbeat.send(b"ping")
+        if heartbeat.poll(int(timeout * 1000)):
+            heartbeat.recv()
+            return True
+        self._replace_heartbeat()
+        return False
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _wait_ready(self, timeout: float) -> None:
+        """kernel_info until its reply and an iopub message both arrive (the
+        SUB socket joins late: its first messages may be lost)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            msg_id, frames = self._message("kernel_info_request", {})
+            self._sockets["shell"].send_multipart(frames)
+            try:
+                self._collect("shell", msg_id, min(0.5, max(0.01, deadline - time.monotonic())), None, True)
+                return
+            except TimeoutError:
+                continue
+        raise TimeoutError(f"the kernel in {self.connection_file} did not answer within {timeout:g} s")
+
+    def _execute(
+        self, content: dict[str, Any], timeout: float | None, on_output: OutputHandler | None
+    ) -> tuple[Message, Result]:
+        msg_id, frames = self._message("execute_request", content)
+        self._sockets["shell"].send_multipart(frames)
+        try:
+            return self._collect("shell", msg_id, timeout, on_output, True)
+        except KeyboardInterrupt:
+            # Ctrl-C in the script: stop the remote code too, then stop here.
+            self.interrupt()
+            self._collect("shell", msg_id, 5.0, on_output, True)
+            raise
+
+    def _collect(
+        self, channel: str, msg_id: str, timeout: float | None, on_output: OutputHandler | None, wait_for_idle: bool
+    ) -> tuple[Message, Result]:
+        limit = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + limit
+        pending = _Pending(msg_id, wait_for_idle, on_output)
+        reply_socket = self._sockets[channel]
+        poller = zmq.Poller()
+        poller.register(reply_socket, zmq.POLLIN)
+        poller.register(self._sockets["iopub"], zmq.POLLIN)
+        while not pending.done:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise self._overdue(limit, self.alive())
+            for sock, _ in poller.poll(int(min(left, 0.25) * 1000) + 1):
+                message = self._parse(sock.recv_multipart())
+                if message is not None:
+                    pending.feed(message, sock is reply_socket)
+        assert pending.reply is not None
+        return pending.reply, pending.result
+
+
+# -- the asyncio client ---------------------------------------------------------------
+
+
+class AsyncClient(_Connection):
+    """``Client`` for asyncio: the same methods, awaited.  Made by
+    ``await zembed.connect_async(...)``; drive several hosts concurrently
+    with ``asyncio.gather``."""
+
+    def __init__(self, connection_file: str | os.PathLike[str], *, timeout: float = 10.0) -> None:
+        super().__init__(connection_file, timeout, zmq.asyncio.Context())
+
+    async def execute(
+        self, code: str, *, timeout: float | None = None, on_output: OutputHandler | None = None
+    ) -> Result:
+        reply, result = await self._execute(_execute_content(code), timeout, on_output)
+        _check_execute(reply)
+        return result
+
+    async def eval(self, expression: str, *, timeout: float | None = None) -> Any:
+        return _decode_eval((await self._execute(_eval_content(expression), timeout, None))[0])
+
+    async def call(self, name: str, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
+        return _decode_eval((await self._execute(_call_content(name, args, kwargs), timeout, None))[0])
+
+    async def interrupt(self) -> None:
+        await self._sockets["control"].send_multipart(self._message("interrupt_request", {})[1])
+
+    async def kernel_info(self, *, timeout: float | None = None) -> dict[str, Any]:
+        msg_id, frames = self._message("kernel_info_request", {})
+        await self._sockets["control"].send_multipart(frames)
+        return (await self._collect("control", msg_id, timeout, None, False))[0].content
+
+    async def alive(self, timeout: float = 1.0) -> bool:
+        heartbeat = self._sockets["hb"]
+        await heartbeat.send(b"ping")
+        if await heartbeat.poll(int(timeout * 1000)):
+            await heartbeat.recv()
+            return True
+        self._replace_heartbeat()
+        return False
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+    async def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            msg_id, frames = self._message("kernel_info_request", {})
+            await self._sockets["shell"].send_multipart(frames)
+            try:
+                await self._collect("shell", msg_id, min(0.5, max(0.01, deadline - time.monotonic())), None, True)
+                return
+            except TimeoutError:
+                continue
+        raise TimeoutError(f"the kernel in {self.connection_file} did not answer within {timeout:g} s")
+
+    async def _execute(
+        self, content: dict[str, Any], timeout: float | None, on_output: OutputHandler | None
+    ) -> tuple[Message, Result]:
+        msg_id, frames = self._message("execute_request", content)
+        await self._sockets["shell"].send_multipart(frames)
+        try:
+            return await self._collect("shell", msg_id, timeout, on_output, True)
+        except asyncio.CancelledError:
+            await self.interrupt()  # cancelled: stop the remote code too
+            raise
+
+    async def _collect(
+        self, channel: str, msg_id: str, timeout: float | None, on_output: OutputHandler | None, wait_for_idle: bool
+    ) -> tuple[Message, Result]:
+        limit = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + limit
+        pending = _Pending(msg_id, wait_for_idle, on_output)
+        reply_socket = self._sockets[channel]
+        poller = zmq.asyncio.Poller()
+        poller.register(reply_socket, zmq.POLLIN)
+        poller.register(self._sockets["iopub"], zmq.POLLIN)
+        while not pending.done:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise self._overdue(limit, await self.alive())
+            for sock, _ in await poller.poll(int(min(left, 0.25) * 1000) + 1):
+                message = self._parse(await sock.recv_multipart())
+                if message is not None:
+                    pending.feed(message, sock is reply_socket)
+        assert pending.reply is not None
+        return pending.reply, pending.result
+
+
 def connect(name_or_file: str | os.PathLike[str] | None = None, *, timeout: float = 10.0) -> Client:
     """Connect to a kernel: a connection file, an app name, or None for the
     newest live one (the rules of ``zembed list``)."""
     from ._discovery import resolve
 
     return Client(resolve(name_or_file, timeout=min(timeout, 1.0)).connection_file, timeout=timeout)
+
+
+async def connect_async(name_or_file: str | os.PathLike[str] | None = None, *, timeout: float = 10.0) -> AsyncClient:
+    """``connect`` for asyncio: returns a ready ``AsyncClient``."""
+    from ._discovery import resolve
+
+    record = await asyncio.to_thread(resolve, name_or_file, timeout=min(timeout, 1.0))
+    client = AsyncClient(record.connection_file, timeout=timeout)
+    try:
+        await client._wait_ready(timeout)
+    except BaseException:
+        client.close()
+        raise
+    return client
