@@ -79,6 +79,7 @@ def run_cell(
     namespace: dict[str, Any],
     guard: Callable[[], AbstractContextManager[None]],
     format_value: Callable[[Any], tuple[dict[str, Any], dict[str, Any]]],
+    rewrite: Callable[[str], str] = lambda source: source,
 ) -> CellResult:
     """Run ``source`` with ``namespace`` as globals; never raises.
 
@@ -87,6 +88,8 @@ def run_cell(
     KeyboardInterrupt is reported as an error like any other exception.
     SystemExit (``exit()``, ``sys.exit()``) must not end the host: it is
     reported as ``exit_requested``, which asks the client to detach.
+    ``rewrite`` turns the source into Python (magics); tracebacks and
+    ``linecache`` keep showing the source as typed.
     """
     register_source(filename, source)
     namespace.setdefault("__builtins__", builtins)
@@ -95,7 +98,7 @@ def run_cell(
         return CellResult(exit_requested=True)
     try:
         with guard():
-            body, last = compile_cell(source, filename)
+            body, last = compile_cell(rewrite(source), filename)
             if body is not None:
                 exec(body, namespace)
             if last is None:

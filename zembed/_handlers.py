@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 from ._capture import OutputBuffer, captured_streams
 from ._display import format_bundle, publishing
 from ._execute import error_content, evaluate_expressions, run_cell
+from ._magics import active as magics_active
+from ._magics import transform as transform_magics
 from ._protocol import PROTOCOL_VERSION, Message
 from ._version import __version__
 
@@ -210,8 +212,11 @@ def execute(kernel: Kernel, request: Request) -> Content:
             captured_streams(buffer),
             publishing(output),
             kernel._stdin.patched(request_input, allow_stdin),
+            magics_active(kernel),
         ):
-            result = run_cell(code, filename, kernel.namespace, kernel._interrupter.armed, format_bundle)
+            result = run_cell(
+                code, filename, kernel.namespace, kernel._interrupter.armed, format_bundle, transform_magics
+            )
             if user_expressions:
                 expressions = evaluate_expressions(user_expressions, kernel.namespace, format_bundle)
     finally:
@@ -258,7 +263,7 @@ def complete_(kernel: Kernel, request: Request) -> Content:
 
     code = _field(request.content, "code", str)
     cursor_pos = _field(request.content, "cursor_pos", int, len(code))
-    return complete(code, max(0, min(cursor_pos, len(code))), kernel.namespace)
+    return complete(code, max(0, min(cursor_pos, len(code))), kernel.namespace, kernel.magics)
 
 
 def inspect_(kernel: Kernel, request: Request) -> Content:
@@ -267,7 +272,7 @@ def inspect_(kernel: Kernel, request: Request) -> Content:
     code = _field(request.content, "code", str)
     cursor_pos = _field(request.content, "cursor_pos", int, len(code))
     detail = _field(request.content, "detail_level", int, 0)
-    return inspect_object(code, max(0, min(cursor_pos, len(code))), detail, kernel.namespace)
+    return inspect_object(code, max(0, min(cursor_pos, len(code))), detail, kernel.namespace, kernel.magics)
 
 
 def is_complete_(kernel: Kernel, request: Request) -> Content:

@@ -22,7 +22,12 @@ import re
 import sys
 import tokenize
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from ._magics import transform as transform_magics
+
+if TYPE_CHECKING:
+    from ._magics import Magics
 
 _IDENT = r"[^\W\d]\w*"
 # A chain like  a.b["k"][0].c  ending at the cursor, optionally followed by
@@ -34,6 +39,8 @@ _CHAIN = re.compile(
 _NAME = re.compile(rf"(?:{_IDENT})?$")
 _IMPORT = re.compile(r"^\s*(?:from\s+(?P<from>[\w.]*)(?:\s+import\s+(?P<fromname>\w*))?|import\s+(?P<mod>[\w.]*))$")
 
+_MAGIC_PREFIX = re.compile(r"^\s*(%%?\w*)$")
+_MAGIC_AT_CURSOR = re.compile(r"(?:^|\s)(%%?\w+)$")
 _module_names: list[str] | None = None
 
 
@@ -88,7 +95,7 @@ def _modules() -> list[str]:
     return _module_names
 
 
-def complete(code: str, cursor_pos: int, namespace: dict[str, Any]) -> dict[str, Any]:
+def complete(code: str, cursor_pos: int, namespace: dict[str, Any], magics: Magics | None = None) -> dict[str, Any]:
     """Content of a ``complete_reply``."""
     before = code[:cursor_pos]
     line = before.rsplit("\n", 1)[-1]
@@ -97,7 +104,12 @@ def complete(code: str, cursor_pos: int, namespace: dict[str, Any]) -> dict[str,
 
     imported = _IMPORT.match(line)
     chain = _CHAIN.search(line)
-    if imported and (imported.group("mod") is not None or imported.group("fromname") is None):
+    magic = _MAGIC_PREFIX.match(line)
+    if magic and magics is not None:
+        prefix = magic.group(1)
+        matches = [(usage, "magic") for usage in magics.names() if usage.startswith(prefix)]
+        start = cursor_pos - len(prefix)
+    elif imported and (imported.group("mod") is not None or imported.group("fromname") is None):
         prefix = imported.group("mod") if imported.group("mod") is not None else imported.group("from")
         head, _, tail = prefix.rpartition(".")
         if head:
@@ -201,8 +213,17 @@ def _name_at(code: str, cursor_pos: int) -> str | None:
     return None
 
 
-def inspect_object(code: str, cursor_pos: int, detail_level: int, namespace: dict[str, Any]) -> dict[str, Any]:
+def inspect_object(
+    code: str, cursor_pos: int, detail_level: int, namespace: dict[str, Any], magics: Magics | None = None
+) -> dict[str, Any]:
     """Content of an ``inspect_reply``: signature, docstring, source location."""
+    right = re.match(r"\w*", code[cursor_pos:])
+    at_cursor = _MAGIC_AT_CURSOR.search(code[:cursor_pos] + (right.group(0) if right else ""))
+    if at_cursor and magics is not None and magics.lookup(at_cursor.group(1)) is not None:
+        magic = magics.lookup(at_cursor.group(1))
+        assert magic is not None
+        text = f"Magic:     {magic.usage}\nDocstring:\n{magic.help or '<no docstring>'}"
+        return {"status": "ok", "found": True, "data": {"text/plain": text}, "metadata": {}}
     name = _name_at(code, cursor_pos)
     if not name:
         return {"status": "ok", "found": False, "data": {}, "metadata": {}}
@@ -297,6 +318,13 @@ def is_complete(code: str) -> dict[str, Any]:
     """
     if not code.strip():
         return {"status": "complete"}
+    if code.startswith("%%"):  # a cell magic's body is not Python: it ends at a blank line
+        return (
+            {"status": "complete"}
+            if code.endswith("\n\n") or code.endswith("\n")
+            else {"status": "incomplete", "indent": ""}
+        )
+    code = transform_magics(code)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -33,6 +33,8 @@ from ._connection import ensure_private_dir, remove_quietly, write_connection_fi
 from ._errors import UsageError
 from ._history import History
 from ._interrupt import Interrupter
+from ._magics import Magics
+from ._magics import install_builtins as install_builtin_magics
 from ._protocol import SIGNATURE_SCHEME, Message, Session, new_key, utc_now
 from ._sockets import SocketThread, bind_sockets
 from ._stdin import StdinBridge
@@ -58,6 +60,11 @@ class Kernel:
         self.config = config
         self.execution_count = 0
         self.history = History()
+        self.magics = Magics()
+        self.started = time.monotonic()
+        self.messages_handled = 0
+        self.host_seconds = 0.0  # time spent on the host's thread handling requests
+        self.subscribers = 0  # iopub subscriptions: attached clients, in practice
         self._adapter = adapter
         self._on_shutdown = on_shutdown
         self._interrupter = Interrupter()
@@ -72,6 +79,7 @@ class Kernel:
         self._stopped = False
         self.detached = False
 
+        install_builtin_magics(self)
         self._check_address(config)
         key = new_key()
         self.session = Session(key)
@@ -195,6 +203,29 @@ class Kernel:
         """True while a cell runs on the host's thread."""
         return self._cell_started is not None
 
+    def register_magic(
+        self, name: str, function: Callable[..., Any], *, cell: bool = False, help: str | None = None
+    ) -> None:
+        """Add ``%name`` (``function(line)``) or, with ``cell=True``,
+        ``%%name`` (``function(line, cell)``).  Its value is shown like a
+        cell's; the docstring (or ``help``) is what ``%magic`` and ``%name?``
+        show.  Runs on the host's thread, like every cell."""
+        self.magics.register(name, function, cell=cell, help=help)
+
+    def status(self) -> dict[str, Any]:
+        """What ``%zembed`` shows."""
+        return {
+            "app": self.name,
+            "pid": os.getpid(),
+            "loop": self.loop,
+            "connection file": str(self.connection_file),
+            "clients attached": self.subscribers,
+            "messages handled": self.messages_handled,
+            "host thread time": f"{self.host_seconds:.3f} s",
+            "uptime": f"{time.monotonic() - self.started:.0f} s",
+            "execution count": self.execution_count,
+        }
+
     def host_busy_seconds(self) -> float:
         """How long the host's thread has not come back for kernel work."""
         since = [t for t in (self._waiting_since, self._cell_started) if t is not None]
@@ -228,6 +259,7 @@ class Kernel:
     # -- socket thread -----------------------------------------------------
 
     def _on_message(self, channel: str, message: Message) -> None:
+        self.messages_handled += 1
         if channel == "stdin":
             if message.msg_type == "input_reply":
                 self._stdin.deliver(message)
@@ -244,8 +276,10 @@ class Kernel:
             self._scheduled = True
             self._adapter.call_soon(self._run_pending)
 
-    def _on_subscribe(self, topic: str) -> None:
-        self.publish("iopub_welcome", {"subscription": topic})
+    def _on_subscribe(self, topic: str, subscribed: bool) -> None:
+        self.subscribers = max(0, self.subscribers + (1 if subscribed else -1))
+        if subscribed:
+            self.publish("iopub_welcome", {"subscription": topic})
 
     def _tick_interval(self) -> float | None:
         # Tick while the host has work in hand: its messages are batched
@@ -283,6 +317,7 @@ class Kernel:
         self._scheduled = False
         deadline = time.monotonic() + self.config.poll_budget
         queue = self._host_queue
+        began = time.perf_counter()
         self._in_host_batch = True
         try:
             while queue and not self._stopped:
@@ -297,6 +332,7 @@ class Kernel:
                     break
         finally:
             self._in_host_batch = False
+            self.host_seconds += time.perf_counter() - began
         if queue and not self._stopped and not self._scheduled:
             self._scheduled = True
             self._adapter.call_soon(self._run_pending)

@@ -76,7 +76,9 @@ def bind_sockets(
             if kind == zmq.ROUTER or kind == zmq.XPUB:
                 sock.setsockopt(zmq.MAXMSGSIZE, max_message_bytes)
             if channel == "iopub":
-                sock.setsockopt(zmq.XPUB_VERBOSE, 1)
+                # VERBOSER: every subscribe and unsubscribe (a client leaving
+                # unsubscribes too), so the kernel can count its subscribers.
+                sock.setsockopt(zmq.XPUB_VERBOSER, 1)
                 sock.sndhwm = IOPUB_HWM
             bound[channel] = _bind(sock, transport, ip, ports.get(channel, 0))
     except BaseException:
@@ -105,7 +107,8 @@ class SocketThread(threading.Thread):
     """Serves the bound sockets until ``stop()``, then closes everything.
 
     ``on_message(channel, message)`` is called on this thread for every
-    verified request; ``on_subscribe(topic)`` for every iopub subscription;
+    verified request; ``on_subscribe(topic, subscribed)`` for every iopub
+    subscription and unsubscription;
     ``on_tick()`` every ``tick_interval()`` seconds while that is not None
     (the kernel flushes a running cell's output there).
     """
@@ -116,7 +119,7 @@ class SocketThread(threading.Thread):
         sockets: dict[str, zmq.Socket[Any]],
         session: Session,
         on_message: Callable[[str, Message], None],
-        on_subscribe: Callable[[str], None],
+        on_subscribe: Callable[[str, bool], None],
         on_tick: Callable[[], None],
         tick_interval: Callable[[], float | None],
     ) -> None:
@@ -237,8 +240,8 @@ class SocketThread(threading.Thread):
                 frame = sock.recv(zmq.NOBLOCK)
             except zmq.Again:
                 return
-            if frame[:1] == b"\x01":  # subscribe; b"\x00" is unsubscribe
-                self._guarded(self._on_subscribe, frame[1:].decode("utf-8", "replace"))
+            if frame[:1] in (b"\x01", b"\x00"):  # subscribe, unsubscribe
+                self._guarded(self._on_subscribe, frame[1:].decode("utf-8", "replace"), frame[:1] == b"\x01")
 
     def _flush_outbox(self) -> None:
         self._wake_pending = False

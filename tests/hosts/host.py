@@ -84,6 +84,21 @@ class Host:
             self.interrupts_in_host_code += 1
 
 
+def register_host_magics(kernel: zembed.Kernel, host: Host) -> None:
+    """What a host adds: a line magic and a cell magic of its own."""
+
+    def frames(line: str) -> int:
+        """%frames: how many frames the host has drawn."""
+        return host.frames
+
+    def reverse(line: str, cell: str) -> str:
+        """%%reverse: the cell's lines, last first."""
+        return "\n".join(reversed(cell.strip().splitlines()))
+
+    kernel.register_magic("frames", frames)
+    kernel.register_magic("reverse", reverse, cell=True)
+
+
 def announce(kernel: zembed.Kernel) -> None:
     line = json.dumps({"connection_file": str(kernel.connection_file), "pid": os.getpid()})
     os.write(1, (line + "\n").encode())  # works with sys.stdout None too
@@ -124,6 +139,7 @@ def main() -> None:
             else:
                 kernel = zembed.start_kernel(namespace, name=args.name, on_shutdown=on_shutdown)
             namespace["kernel"] = kernel
+            register_host_magics(kernel, host)
             announce(kernel)
             while keep_going(kernel):
                 host.frame()
@@ -150,6 +166,7 @@ def main() -> None:
         kernel = zembed.start_kernel(namespace, name=args.name, loop="poll", on_shutdown=on_shutdown)
         pump = kernel.poll
     namespace["kernel"] = kernel
+    register_host_magics(kernel, host)
     announce(kernel)
     while keep_going(kernel):
         pump()
