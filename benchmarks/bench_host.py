@@ -30,10 +30,14 @@ class Host:
         self.rss_before = process.memory_info().rss
         self.threads_before = process.num_threads()
         self.lateness: list[float] = []
+        self.work_times: list[float] = []  # seconds of the host's own work, per frame
         self.quit = False
 
     def mark(self) -> int:
         return len(self.lateness)
+
+    def work_since(self, mark: int) -> list[float]:
+        return self.work_times[mark:]
 
     def lateness_since(self, mark: int) -> list[float]:
         return self.lateness[mark:]
@@ -46,10 +50,23 @@ class Host:
         }
 
 
+def physics(x: float) -> float:
+    return x * 0.999 + 0.001
+
+
+def step(iterations: int) -> float:
+    """The host's own per-frame work: plain Python calls, as a simulation step."""
+    value = 0.0
+    for _ in range(iterations):
+        value = physics(value)
+    return value
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--kernel", choices=["zembed", "ipykernel", "none"], required=True)
     parser.add_argument("--fps", type=float, default=60.0)
+    parser.add_argument("--work", type=int, default=0, help="iterations of Python work per frame")
     parser.add_argument(
         "--run-for", type=float, default=0.0, help="stop after this many seconds and print the lateness samples as JSON"
     )
@@ -82,6 +99,9 @@ async def main() -> None:
         await asyncio.sleep(max(0.0, delay))
         now = loop.time()
         host.lateness.append(now - next_frame)
+        started = time.perf_counter()
+        step(args.work)
+        host.work_times.append(time.perf_counter() - started)
         next_frame += period
         if now > next_frame:  # a dropped frame: schedule from now
             next_frame = now + period

@@ -35,6 +35,7 @@ from ._history import History
 from ._interrupt import Interrupter
 from ._magics import Magics
 from ._magics import install_builtins as install_builtin_magics
+from ._profiling import install as install_profiling_magics
 from ._protocol import SIGNATURE_SCHEME, Message, Session, new_key, utc_now
 from ._sockets import SocketThread, bind_sockets
 from ._stdin import StdinBridge
@@ -75,11 +76,13 @@ class Kernel:
         self._cell_started: float | None = None
         self._active_output: tuple[OutputBuffer, dict[str, Any]] | None = None
         self._in_host_batch = False  # the host thread is handling requests: batch wake-ups
+        self._stop_callbacks: list[Callable[[], None]] = []
         self._stop_lock = threading.Lock()
         self._stopped = False
         self.detached = False
 
         install_builtin_magics(self)
+        install_profiling_magics(self)
         self._check_address(config)
         key = new_key()
         self.session = Session(key)
@@ -180,6 +183,11 @@ class Kernel:
                 return
             self._stopped = True
         atexit.unregister(self.stop)
+        for callback in self._stop_callbacks:
+            try:
+                callback()
+            except Exception:
+                log.exception("zembed: a stop callback failed")
         self._stdin.closed = True
         self._stdin.wake()
         self._sockets.stop()
@@ -197,6 +205,20 @@ class Kernel:
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
         return f"<zembed.Kernel {self.name!r} {state} loop={self.loop} file={str(self.connection_file)!r}>"
+
+    def call_on_host(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` on the host's thread soon (any thread may call this)."""
+        if not self._stopped:
+            self._adapter.call_soon(callback)
+
+    def on_stop(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` when the kernel stops (from the thread calling stop())."""
+        self._stop_callbacks.append(callback)
+
+    def current_parent(self) -> dict[str, Any] | None:
+        """The header of the request whose cell is running, if any."""
+        active = self._active_output
+        return active[1] if active is not None else None
 
     @property
     def executing(self) -> bool:

@@ -40,6 +40,7 @@ class Host:
         self.shutdown_calls: list[bool] = []
         self.signals_at_start: dict[int, object] = {}
         self.printed = 0
+        self.work = 0
         self.sleep_was_builtin_between_cells = True
         self.input_was_builtin_between_cells = True
         self.streams = (sys.stdout, sys.stderr)
@@ -68,9 +69,15 @@ class Host:
     def signals_unchanged(self) -> bool:
         return self.signal_handlers() == self.signals_at_start
 
+    def simulate(self) -> int:
+        """The host's own per-frame work (--work N iterations)."""
+        return sum(i * i for i in range(self.work))
+
     def frame(self) -> None:
         try:
             self.frames += 1
+            if self.work:
+                self.simulate()
             self.stream_sets.add((id(sys.stdout), id(sys.stderr)))
             if builtins.input is not ORIGINAL_INPUT or getpass.getpass is not ORIGINAL_GETPASS:
                 self.input_was_builtin_between_cells = False
@@ -111,11 +118,13 @@ def main() -> None:
     parser.add_argument("--fps", type=float, default=60.0)
     parser.add_argument("--stdout-none", action="store_true")
     parser.add_argument("--exit-on-shutdown", action="store_true")
+    parser.add_argument("--work", type=int, default=0, help="iterations of Python work per frame")
     args = parser.parse_args()
     if args.stdout_none:
         sys.stdout = None  # type: ignore[assignment]  # a windowed host
         sys.stderr = None  # type: ignore[assignment]
     host = Host()  # after the --stdout-none switch: it records the host's own streams
+    host.work = args.work
     namespace = {"host": host}
     period = 1.0 / args.fps
     deadline = time.monotonic() + 300
