@@ -57,7 +57,8 @@ class HostProcess:
 
 
 def launch_host(script: str | Path, *args: str, env: dict[str, str] | None = None, timeout: float = 20) -> HostProcess:
-    """Start a host script; wait for the JSON line naming its connection file."""
+    """Start a host script (or ``"-m", "module"``); wait for the JSON line
+    naming its connection file."""
     process = subprocess.Popen(
         [sys.executable, str(script), *args],
         stdout=subprocess.PIPE,

@@ -72,3 +72,28 @@ def test_demo_host_does_not_outlive_a_killed_launcher(runtime_dir):
         host.wait(timeout=10)  # it notices within a second and stops
     finally:
         launcher.close(force=True)
+
+
+def test_profiling_the_demo_host_finds_its_hotspot(connect):
+    """Issue 6's promise: profile the demo's frame loop and see its hotspot."""
+    from conftest import launch_host
+
+    host = launch_host("-m", "zembed.demo", "--announce", "--name", "profiled-demo")
+    try:
+        client = connect(host.connection_file)
+        started = client.run("%profile_host 1.5")
+        parent = started.reply["parent_header"]["msg_id"]
+        report = ""
+        deadline = time.monotonic() + 15
+        while "interactive HTML report" not in report and time.monotonic() < deadline:
+            msg = client.kc.get_iopub_msg(timeout=10)
+            if msg["parent_header"].get("msg_id") == parent:
+                report += msg["content"].get("text", "") + msg["content"].get("data", {}).get("text/plain", "")
+        assert "count_contacts" in report  # the O(n²) hotspot of every frame
+        client.run("app.collisions = False\nswitched_at = app.frame")
+        deadline = time.monotonic() + 5
+        while not client.value("app.frame > switched_at + 1"):  # a frame drawn since the fix
+            assert time.monotonic() < deadline
+        assert client.value("app.frame_ms < 0.5") is True  # fixed live
+    finally:
+        host.kill()

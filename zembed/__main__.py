@@ -53,7 +53,10 @@ def demo(args: argparse.Namespace) -> int:
             return 1
         connection_file = json.loads(line)["connection_file"]
         print(f"zembed demo: host pid {host.pid} serving {connection_file}")
-        print("Try:  app   app.world.particles[:3]   app.world.gravity = -2   app.busy(3)   app.crash()")
+        print(
+            "Try:  app   app.world.particles[:3]   app.world.gravity = -2   %profile_host 3   "
+            "app.collisions = False   app.busy(3)   app.crash()"
+        )
         console = _console_command()
         if console is None or args.no_console:
             print(

@@ -8,6 +8,8 @@ zembed-demo`` (or ``zembed demo``, which does both), then try::
     app.world.gravity = -2.0     # change the running simulation
     app.fps                      # the host keeps its frame rate
     app.busy(3)                  # block the host's thread for 3 s
+    %profile_host 3              # where does the host spend its time?
+    app.collisions = False       # ... then switch off the hotspot it finds
     app.crash()                  # kill the host on purpose (segfault)
 """
 
@@ -71,6 +73,16 @@ class World:
                 p.vy = -p.vy * 0.98
                 p.y = min(max(p.y, 0.0), self.height)
 
+    def count_contacts(self, radius: float = 0.5) -> int:
+        """Pairs of particles closer than ``radius``: a naive O(n²) check, on purpose."""
+        contacts = 0
+        particles = self.particles
+        for i, a in enumerate(particles):
+            for b in particles[i + 1 :]:
+                if (a.x - b.x) ** 2 + (a.y - b.y) ** 2 < radius * radius:
+                    contacts += 1
+        return contacts
+
     def energy(self) -> float:
         """Total kinetic plus potential energy (unit masses)."""
         return sum(0.5 * (p.vx**2 + p.vy**2) - self.gravity * p.y for p in self.particles)
@@ -82,22 +94,29 @@ class World:
 class DemoApp:
     """The host application: its frame loop, and things to poke at."""
 
-    def __init__(self, particles: int = 200, fps: float = 60.0) -> None:
+    def __init__(self, particles: int = 150, fps: float = 60.0) -> None:
         self.world = World()
         self.world.add(particles)
         self.target_fps = fps
         self.frame = 0
         self.fps = 0.0
         self.paused = False
+        self.collisions = True  # the frame's hotspot: count_contacts, O(n²)
+        self.contacts = 0
+        self.frame_ms = 0.0  # the host's own work in the last frame
         self._fps_window: list[float] = []
 
     def tick(self, dt: float) -> None:
+        started = time.perf_counter()
         if not self.paused:
             self.world.step(dt)
+        if self.collisions:
+            self.contacts = self.world.count_contacts()
         self.frame += 1
         now = time.monotonic()
         self._fps_window = [t for t in self._fps_window if now - t < 1.0] + [now]
         self.fps = float(len(self._fps_window))
+        self.frame_ms = (time.perf_counter() - started) * 1000
 
     def busy(self, seconds: float) -> None:
         """Block the host's own thread (as a slow frame would)."""
@@ -110,7 +129,10 @@ class DemoApp:
         ctypes.string_at(0)
 
     def __repr__(self) -> str:
-        return f"<DemoApp frame={self.frame} fps={self.fps:.0f} particles={len(self.world.particles)}>"
+        return (
+            f"<DemoApp frame={self.frame} fps={self.fps:.0f} particles={len(self.world.particles)} "
+            f"frame_ms={self.frame_ms:.2f} contacts={self.contacts}>"
+        )
 
 
 async def run(name: str, announce: bool, parent_pid: int | None = None) -> None:
