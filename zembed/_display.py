@@ -40,6 +40,8 @@ PRETTY_LIMIT = 20_000  # characters of repr beyond which pprint is not worth its
 class CellOutput(Protocol):
     """Where a running cell's rich output goes (the kernel implements it)."""
 
+    kernel: Any  # the kernel running the cell (magics find it here)
+
     def publish(self, msg_type: str, content: dict[str, Any]) -> None: ...
 
 

@@ -18,8 +18,6 @@ from typing import TYPE_CHECKING, Any
 from ._capture import OutputBuffer, captured_streams
 from ._display import format_bundle, publishing
 from ._execute import error_content, evaluate_expressions, run_cell
-from ._magics import active as magics_active
-from ._magics import transform as transform_magics
 from ._protocol import PROTOCOL_VERSION, Message
 from ._version import __version__
 
@@ -59,6 +57,7 @@ class CellOutput:
 
     def __init__(self, request: Request, buffer: OutputBuffer) -> None:
         self._request, self._buffer = request, buffer
+        self.kernel = request.kernel
 
     def flush(self) -> None:
         self._buffer.flush(lambda name, text: self._request.publish("stream", {"name": name, "text": text}))
@@ -212,11 +211,8 @@ def execute(kernel: Kernel, request: Request) -> Content:
             captured_streams(buffer),
             publishing(output),
             kernel._stdin.patched(request_input, allow_stdin),
-            magics_active(kernel),
         ):
-            result = run_cell(
-                code, filename, kernel.namespace, kernel._interrupter.armed, format_bundle, transform_magics
-            )
+            result = run_cell(code, filename, kernel.namespace, kernel._interrupter.armed, format_bundle, _rewrite)
             if user_expressions:
                 expressions = evaluate_expressions(user_expressions, kernel.namespace, format_bundle)
     finally:
@@ -244,6 +240,15 @@ def execute(kernel: Kernel, request: Request) -> Content:
         if store_history:
             kernel.history.set_output(count, result.data.get("text/plain", ""))
     return {"status": "ok", "execution_count": count, "user_expressions": expressions, "payload": []}
+
+
+def _rewrite(source: str) -> str:
+    """Python for a cell that may use magics; the magics module loads on first use."""
+    if "%" not in source:
+        return source
+    from ._magics import transform
+
+    return transform(source)
 
 
 def _abort(kernel: Kernel, requests: list[tuple[str, Message]]) -> None:

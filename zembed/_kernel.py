@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import zmq
 
@@ -33,9 +33,6 @@ from ._connection import ensure_private_dir, remove_quietly, write_connection_fi
 from ._errors import UsageError
 from ._history import History
 from ._interrupt import Interrupter
-from ._magics import Magics
-from ._magics import install_builtins as install_builtin_magics
-from ._profiling import install as install_profiling_magics
 from ._protocol import SIGNATURE_SCHEME, Message, Session, new_key, utc_now
 from ._sockets import SocketThread, bind_sockets
 from ._stdin import StdinBridge
@@ -44,6 +41,9 @@ from .loops import LoopAdapter, PollLoop
 log = logging.getLogger("zembed")
 
 ShutdownHook = Callable[["Kernel", bool], None]
+
+if TYPE_CHECKING:
+    from ._magics import Magics
 
 
 class Kernel:
@@ -61,7 +61,7 @@ class Kernel:
         self.config = config
         self.execution_count = 0
         self.history = History()
-        self.magics = Magics()
+        self._magics: Magics | None = None  # made on first use: see the magics property
         self.started = time.monotonic()
         self.messages_handled = 0
         self.host_seconds = 0.0  # time spent on the host's thread handling requests
@@ -81,8 +81,6 @@ class Kernel:
         self._stopped = False
         self.detached = False
 
-        install_builtin_magics(self)
-        install_profiling_magics(self)
         self._check_address(config)
         key = new_key()
         self.session = Session(key)
@@ -224,6 +222,19 @@ class Kernel:
     def executing(self) -> bool:
         """True while a cell runs on the host's thread."""
         return self._cell_started is not None
+
+    @property
+    def magics(self) -> Magics:
+        """The kernel's magics, built-ins included (loaded on first use: a
+        host whose users never type ``%`` does not pay for them)."""
+        if self._magics is None:
+            from ._magics import Magics, install_builtins
+            from ._profiling import install as install_profiling
+
+            self._magics = Magics()
+            install_builtins(self)
+            install_profiling(self)
+        return self._magics
 
     def register_magic(
         self, name: str, function: Callable[..., Any], *, cell: bool = False, help: str | None = None

@@ -15,7 +15,6 @@ from __future__ import annotations
 import inspect
 import math
 import re
-import threading
 import time
 import timeit
 from collections.abc import Callable
@@ -111,28 +110,15 @@ def _inside_string(lines: list[str], number: int) -> bool:
 
 # -- running magics -----------------------------------------------------------------
 
-_local = threading.local()
-
-
-class active:
-    """Context manager: magics on this thread go to ``kernel`` (during a cell)."""
-
-    def __init__(self, kernel: Kernel) -> None:
-        self._kernel = kernel
-
-    def __enter__(self) -> None:
-        self._previous = getattr(_local, "kernel", None)
-        _local.kernel = self._kernel
-
-    def __exit__(self, *exc: object) -> None:
-        _local.kernel = self._previous
-
 
 def _current() -> Kernel:
-    kernel = getattr(_local, "kernel", None)
+    """The kernel whose cell is running here (found like ``display()`` finds it)."""
+    from ._display import current_output
+
+    kernel = getattr(current_output(), "kernel", None)
     if kernel is None:
         raise MagicError("magics run inside a zembed cell only")
-    return kernel
+    return kernel  # type: ignore[no-any-return]
 
 
 def run_line_magic(name: str, line: str) -> Any:
