@@ -6,31 +6,64 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pexpect
 import psutil
+import pytest
+from terminal import Terminal
 
 
-def test_zembed_demo_attaches_a_console_to_a_live_host(runtime_dir):
-    child = pexpect.spawn(sys.executable, ["-m", "zembed", "demo"], encoding="utf-8", timeout=30, dimensions=(40, 120))
+@pytest.fixture
+def demo_terminal(tmp_path: Path) -> Iterator[Terminal]:
+    """``zembed demo`` as a newcomer runs it: in a terminal of its own."""
+    env = {"ZCONSOLE_HISTORY": str(tmp_path / "history.jsonl"), "ZCONSOLE_OUTPUT_DIR": str(tmp_path / "out")}
+    terminal = Terminal([sys.executable, "-m", "zembed", "demo"], env=env)
     try:
-        child.expect(r"host pid (\d+) serving")
-        host_pid = int(child.match.group(1))
-        child.expect(r"In \[")
-        child.send("app\r")
-        child.expect(r"DemoApp frame=\d+")
-        child.send("app.world.gravity = -2.0\r")
-        child.send("app.world.gravity\r")
-        child.expect("-2.0")
-        child.send("app.frame > 10 and app.fps > 20\r")  # the host keeps its frame loop going
-        child.expect("True")
-        child.send("exit\r")
-        child.expect("host stopped")
-        child.expect(pexpect.EOF)
+        yield terminal
     finally:
-        child.close(force=True)
+        terminal.close()
+        for process in psutil.process_iter(["cmdline"]):  # a host the launcher did not get to stop
+            if "zembed.demo" in " ".join(process.info["cmdline"] or []):
+                process.kill()
+
+
+def test_zembed_demo_attaches_a_console_to_a_live_host(runtime_dir, demo_terminal):
+    term = demo_terminal
+    host_pid = int(term.wait_for(r"host pid (\d+) serving", timeout=20).group(1))
+    term.wait_for(r"attached to zembed-demo", timeout=20)
+    term.line("app")
+    term.wait_for(r"DemoApp frame=\d+")
+    term.line("app.world.gravity = -2.0")
+    term.line("app.world.gravity")
+    term.wait_for(r"Out\[\d+\]: -2\.0")
+    term.line("app.frame > 10")  # the host keeps its frame loop going
+    term.wait_for(r"Out\[\d+\]: True")
+    term.line("exit")
+    term.wait_for(r"host stopped")
+    term.wait_for(r"\[exit 0\]")
     assert not psutil.pid_exists(host_pid) or psutil.Process(host_pid).status() == psutil.STATUS_ZOMBIE
     assert list(runtime_dir.glob("*zembed-demo*")) == []  # the host stopped cleanly
+
+
+def test_demo_crash_and_the_console_carries_on(runtime_dir, demo_terminal):
+    """The whole promise in a minute: run, interrupt, crash, survive, carry on."""
+    term = demo_terminal
+    first_pid = int(term.wait_for(r"host pid (\d+) serving", timeout=20).group(1))
+    term.wait_for(r"attached to zembed-demo", timeout=20)
+    term.line("import time; time.sleep(30)")
+    term.wait_for(r"In \[1\]: import time; time.sleep\(30\)\n")
+    term.press("C-c")  # the terminal's Ctrl-C: an interrupt_request for the cell, never a signal to the host
+    term.wait_for(r"KeyboardInterrupt")
+    term.line("app.crash()")
+    term.wait_for(rf"the host died: zembed-demo \(pid {first_pid}\)", timeout=5)
+    second_pid = int(term.wait_for(r"re-attached to zembed-demo \(pid (\d+)\)", timeout=15).group(1))
+    assert second_pid != first_pid
+    term.line("app.frame >= 0")
+    term.wait_for(r"Out\[1\]: True")
+    term.press("C-d")
+    term.wait_for(r"host stopped")
 
 
 def test_demo_world_behaves():
@@ -44,23 +77,18 @@ def test_demo_world_behaves():
     assert "particles" in app.world._repr_html_()
 
 
-def test_ctrl_c_in_the_demo_terminal_never_reaches_the_host(runtime_dir):
-    child = pexpect.spawn(sys.executable, ["-m", "zembed", "demo"], encoding="utf-8", timeout=30, dimensions=(40, 120))
-    try:
-        child.expect(r"host pid (\d+) serving")
-        host_pid = int(child.match.group(1))
-        child.expect(r"In \[")
-        child.send("import time; time.sleep(2); 'slept'\r")
-        time.sleep(0.5)
-        child.sendintr()  # SIGINT to the terminal's foreground process group
-        child.expect("slept")  # the cell finished: Jupyter's console does not interrupt kernels it did not start
-        child.send("app.frame > 0\r")
-        child.expect("True")
-        assert psutil.Process(host_pid).is_running()
-        child.send("exit\r")
-        child.expect(pexpect.EOF)
-    finally:
-        child.close(force=True)
+def test_ctrl_c_in_the_demo_terminal_never_reaches_the_host(runtime_dir, demo_terminal):
+    term = demo_terminal
+    host_pid = int(term.wait_for(r"host pid (\d+) serving", timeout=20).group(1))
+    term.wait_for(r"attached to zembed-demo", timeout=20)
+    term.line("import time; time.sleep(20); 'slept'")
+    term.wait_for(r"'slept'\n")
+    term.press("C-c")  # the terminal sends SIGINT to its whole foreground group: launcher and console
+    term.wait_for(r"KeyboardInterrupt")  # the console turned it into an interrupt_request
+    term.line("app.frame > 0")
+    term.wait_for(r"Out\[\d+\]: True")
+    assert psutil.Process(host_pid).is_running()
+    assert "'slept'" not in term.screen().split("KeyboardInterrupt")[-1]
 
 
 def test_demo_host_does_not_outlive_a_killed_launcher(runtime_dir):

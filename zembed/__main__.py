@@ -1,7 +1,7 @@
 """The ``zembed`` command.
 
-``zembed demo`` starts the demo host in its own process and attaches a
-console to it in this terminal; leaving the console stops the demo host.
+``zembed demo`` starts the demo host in its own process and attaches
+zconsole to it in this terminal; leaving the console stops the demo host.
 """
 
 from __future__ import annotations
@@ -12,18 +12,19 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from ._version import __version__
 
 
 def _console_command() -> list[str] | None:
-    """How to run Jupyter's console (zconsole replaces it), or None."""
+    """How to run zconsole here, or None when its extra is not installed."""
     import importlib.util
 
-    if importlib.util.find_spec("jupyter_console") is None:
+    if importlib.util.find_spec("prompt_toolkit") is None or importlib.util.find_spec("zconsole") is None:
         return None
-    return [sys.executable, "-m", "jupyter_console"]
+    return [sys.executable, "-m", "zconsole"]
 
 
 def _run_console(command: list[str]) -> int:
@@ -36,48 +37,90 @@ def _run_console(command: list[str]) -> int:
         signal.signal(signal.SIGINT, previous)
 
 
+class _DemoHost:
+    """The demo host process, restarted RESTART_AFTER seconds after it dies
+    (``app.crash()``), so the console's re-attach can be seen; a host of your
+    own comes back when you restart it."""
+
+    RESTART_AFTER = 2.0
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.restarts = 0
+        self._stopping = threading.Event()
+        self.process = self._start()
+        self._supervisor = threading.Thread(target=self._supervise, name="zembed-demo-supervisor", daemon=True)
+
+    def _start(self) -> subprocess.Popen[str]:
+        # Its own session: Ctrl-C in this terminal belongs to the console, and
+        # must never reach the host (the point of a console in another process).
+        process = subprocess.Popen(
+            [sys.executable, "-m", "zembed.demo", "--announce", "--name", self.name, "--parent-pid", str(os.getpid())],
+            stdout=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            start_new_session=True,
+        )
+        assert process.stdout is not None
+        self.announcement = process.stdout.readline()
+        # Keep reading what the host prints, so a chatty host never blocks on a full pipe.
+        threading.Thread(target=process.stdout.read, name="zembed-demo-drain", daemon=True).start()
+        return process
+
+    def supervise(self) -> None:
+        self._supervisor.start()
+
+    def _supervise(self) -> None:
+        while not self._stopping.is_set():
+            self.process.wait()
+            if self._stopping.wait(self.RESTART_AFTER):
+                return
+            self.restarts += 1
+            self.process = self._start()
+
+    def stop(self) -> int | None:
+        self._stopping.set()
+        process = self.process
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)  # our own child: ask it to stop cleanly
+            try:
+                process.wait(5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        return process.returncode
+
+
 def demo(args: argparse.Namespace) -> int:
-    # Its own session: Ctrl-C in this terminal belongs to the console, and
-    # must never reach the host (the point of a console in another process).
-    host = subprocess.Popen(
-        [sys.executable, "-m", "zembed.demo", "--announce", "--name", args.name, "--parent-pid", str(os.getpid())],
-        stdout=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    host = _DemoHost(args.name)
     try:
-        assert host.stdout is not None
-        line = host.stdout.readline()
-        if not line:
+        if not host.announcement:
             print("zembed demo: the demo host failed to start", file=sys.stderr)
             return 1
-        connection_file = json.loads(line)["connection_file"]
-        print(f"zembed demo: host pid {host.pid} serving {connection_file}")
+        connection_file = json.loads(host.announcement)["connection_file"]
+        print(f"zembed demo: host pid {host.process.pid} serving {connection_file}")
         print(
             "Try:  app   app.world.particles[:3]   app.world.gravity = -2   %profile_host 3   "
             "app.collisions = False   app.busy(3)   app.crash()"
         )
         console = _console_command()
         if console is None or args.no_console:
+            if console is None and not args.no_console:
+                print("zembed demo: zconsole is not installed: pip install 'zembed[console]'", file=sys.stderr)
             print(
-                f"Attach from another terminal with:\n  jupyter console --existing {connection_file}\n"
+                f"Attach from another terminal with:\n  zconsole --existing {args.name}\n"
                 "Ctrl-C here stops the demo host."
             )
-            host.wait()
+            host.process.wait()
             return 0
+        print(f"The demo restarts its host {host.RESTART_AFTER:g} s after it dies; the console re-attaches.")
+        host.supervise()
         return _run_console([*console, "--existing", connection_file])
     except KeyboardInterrupt:
         return 130
     finally:
-        if host.poll() is None:
-            host.send_signal(signal.SIGINT)  # our own child: ask it to stop cleanly
-            try:
-                host.wait(5)
-            except subprocess.TimeoutExpired:
-                host.kill()
-        print(
-            f"zembed demo: host stopped ({'exit ' + str(host.returncode) if host.returncode is not None else 'killed'})"
-        )
+        code = host.stop()
+        print(f"zembed demo: host stopped ({'exit ' + str(code) if code is not None else 'killed'})")
 
 
 def list_command(args: argparse.Namespace) -> int:

@@ -65,7 +65,7 @@ def serve(namespace: dict[str, Any] | None = None, **kwargs: Any) -> None:
 
         raise UsageError("serve() runs its own poll loop; use start_kernel() to choose a loop")
     kernel = start_kernel(namespace, loop="poll", **kwargs)
-    print(f"zembed: serving {kernel.name!r}; attach with:\n  jupyter console --existing {kernel.connection_file}")
+    print(f"zembed: serving {kernel.name!r}; attach with:\n  zconsole --existing {kernel.connection_file}")
     try:
         while kernel.running:
             kernel.wait(0.5)

@@ -35,7 +35,7 @@ class KernelConfig(HasTraits):
     name = Unicode(
         "zembed",
         help="App name: part of the connection file name, shown to clients, used by "
-        "`jupyter console --existing NAME` to find this host.",
+        "`zconsole --existing NAME` (and `jupyter console --existing NAME`) to find this host.",
     ).tag(config=True)
     loop = Unicode(
         "auto",

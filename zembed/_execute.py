@@ -53,11 +53,20 @@ def compile_cell(source: str, filename: str) -> tuple[CodeType | None, CodeType 
     return body, compile(last, filename, "eval", dont_inherit=True) if last is not None else None
 
 
-def _user_frames(tb: TracebackType | None) -> TracebackType | None:
-    """Skip the leading frames that belong to zembed itself."""
+def _user_frames(tb: TracebackType | None) -> tuple[TracebackType | None, int | None]:
+    """Skip the leading frames that belong to zembed itself (running the
+    cell), and count the frames up to the last one that is not zembed's
+    (an interrupt lands in zembed's ``time.sleep``): a ``limit`` for
+    ``format_exception``."""
     while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_PACKAGE_DIR):
         tb = tb.tb_next
-    return tb
+    first, count, last_user = tb, 0, None
+    while tb is not None:
+        count += 1
+        if not tb.tb_frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+            last_user = count
+        tb = tb.tb_next
+    return first, last_user
 
 
 def error_content(exc: BaseException) -> dict[str, Any]:
@@ -68,7 +77,8 @@ def error_content(exc: BaseException) -> dict[str, Any]:
     if isinstance(exc, SyntaxError):
         lines = traceback.format_exception_only(exc_type, exc)
     else:
-        lines = traceback.format_exception(exc_type, exc, _user_frames(exc.__traceback__))
+        frames, limit = _user_frames(exc.__traceback__)
+        lines = traceback.format_exception(exc_type, exc, frames, limit=limit)
     text = "".join(lines).rstrip("\n")
     return {"ename": exc_type.__name__, "evalue": str(exc), "traceback": text.split("\n")}
 

@@ -1,7 +1,7 @@
 """A small host application to explore: ``python -m zembed.demo``.
 
 A particle world stepped at 60 frames per second on an asyncio loop, with
-zembed serving its live objects.  Attach with ``jupyter console --existing
+zembed serving its live objects.  Attach with ``zconsole --existing
 zembed-demo`` (or ``zembed demo``, which does both), then try::
 
     app.world.particles[:3]      # live objects, changing every frame
@@ -144,7 +144,7 @@ async def run(name: str, announce: bool, parent_pid: int | None = None) -> None:
     else:
         print(
             f"demo host running (pid {os.getpid()}); attach with:\n"
-            f"  jupyter console --existing {kernel.connection_file}\nCtrl-C to stop.",
+            f"  zconsole --existing {kernel.connection_file}\nCtrl-C to stop.",
             flush=True,
         )
     period = 1.0 / app.target_fps
