@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import time
@@ -19,6 +20,8 @@ from collections.abc import Sequence
 
 class Terminal:
     def __init__(self, command: Sequence[str], env: dict[str, str] | None = None, size: tuple[int, int] = (120, 40)):
+        if shutil.which("tmux") is None:
+            raise RuntimeError("the console tests need tmux: apt-get install tmux (.ci/run installs it)")
         self.socket = f"zembed-test-{uuid.uuid4().hex[:10]}"
         environment = {**os.environ, **(env or {}), "PROMPT_TOOLKIT_NO_CPR": "1", "TERM": "xterm-256color"}
         environment.pop("TMUX", None)

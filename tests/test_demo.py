@@ -29,10 +29,16 @@ def demo_terminal(tmp_path: Path) -> Iterator[Terminal]:
                 process.kill()
 
 
+def attached(term: Terminal) -> int:
+    """Wait for the demo's console to attach; the host's pid."""
+    host_pid = int(term.wait_for(r"host pid (\d+) serving", timeout=20).group(1))
+    term.wait_for(rf"attached to zembed-demo \(pid {host_pid}\)", timeout=20)
+    return host_pid
+
+
 def test_zembed_demo_attaches_a_console_to_a_live_host(runtime_dir, demo_terminal):
     term = demo_terminal
-    host_pid = int(term.wait_for(r"host pid (\d+) serving", timeout=20).group(1))
-    term.wait_for(r"attached to zembed-demo", timeout=20)
+    host_pid = attached(term)
     term.line("app")
     term.wait_for(r"DemoApp frame=\d+")
     term.line("app.world.gravity = -2.0")
@@ -50,8 +56,7 @@ def test_zembed_demo_attaches_a_console_to_a_live_host(runtime_dir, demo_termina
 def test_demo_crash_and_the_console_carries_on(runtime_dir, demo_terminal):
     """The whole promise in a minute: run, interrupt, crash, survive, carry on."""
     term = demo_terminal
-    first_pid = int(term.wait_for(r"host pid (\d+) serving", timeout=20).group(1))
-    term.wait_for(r"attached to zembed-demo", timeout=20)
+    first_pid = attached(term)
     term.line("import time; time.sleep(30)")
     term.wait_for(r"In \[1\]: import time; time.sleep\(30\)\n")
     term.press("C-c")  # the terminal's Ctrl-C: an interrupt_request for the cell, never a signal to the host
@@ -79,8 +84,7 @@ def test_demo_world_behaves():
 
 def test_ctrl_c_in_the_demo_terminal_never_reaches_the_host(runtime_dir, demo_terminal):
     term = demo_terminal
-    host_pid = int(term.wait_for(r"host pid (\d+) serving", timeout=20).group(1))
-    term.wait_for(r"attached to zembed-demo", timeout=20)
+    host_pid = attached(term)
     term.line("import time; time.sleep(20); 'slept'")
     term.wait_for(r"'slept'\n")
     term.press("C-c")  # the terminal sends SIGINT to its whole foreground group: launcher and console

@@ -223,7 +223,7 @@ def test_serve_blocks_until_shutdown(tmp_path, connect):
         client.kc.shutdown()
         out, _ = process.communicate(timeout=10)
         assert process.returncode == 0
-        assert b"jupyter console --existing" in out and b"serve returned" in out
+        assert b"zconsole --existing" in out and b"serve returned" in out
     finally:
         process.kill()
 

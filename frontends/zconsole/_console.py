@@ -318,7 +318,7 @@ class Console:
             started = time.monotonic()
             interrupts = 0
             busy_reported = 0.0
-            waits = {
+            waits: dict[str, asyncio.Future[Any]] = {
                 "idle": asyncio.ensure_future(idle.wait()),
                 "dead": asyncio.ensure_future(self._dead.wait()),
                 "sigint": asyncio.ensure_future(self._sigint.wait()),
@@ -548,7 +548,7 @@ class Console:
         self._dead = asyncio.Event()
         if record.app:
             self.history.switch_app(record.app)
-        status = info.get("zembed") if isinstance(info.get("zembed"), dict) else {}
+        status = info["zembed"] if isinstance(info.get("zembed"), dict) else {}
         if isinstance(status.get("execution_count"), int):
             self.count = status["execution_count"] + 1
         else:

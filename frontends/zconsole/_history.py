@@ -102,7 +102,7 @@ class ConsoleHistory(History):
         except OSError as exc:
             self.problem = f"cannot read {path}: {exc.strerror}"
             return
-        entries = []
+        entries: list[str] = []
         for line in lines:
             try:
                 record = json.loads(line)
