@@ -21,6 +21,32 @@ HOSTS = Path(__file__).parent / "hosts"
 ROOT = Path(__file__).parent.parent
 
 
+@pytest.fixture(scope="session")
+def display() -> Iterator[str]:
+    """A virtual X display (Xvfb) for Tk and GUI hosts: its DISPLAY value."""
+    import shutil
+
+    if shutil.which("Xvfb") is None:
+        raise RuntimeError("the Tk tests need Xvfb: apt-get install xvfb (.ci/run installs it)")
+    read_end, write_end = os.pipe()
+    server = subprocess.Popen(
+        ["Xvfb", "-displayfd", str(write_end), "-nolisten", "tcp", "-screen", "0", "1024x768x24"],
+        pass_fds=(write_end,),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    os.close(write_end)
+    try:
+        with os.fdopen(read_end) as announced:
+            number = announced.readline().strip()  # Xvfb writes the display number once it serves
+        if not number:
+            raise RuntimeError("Xvfb did not start")
+        yield f":{number}"
+    finally:
+        server.kill()
+        server.wait(5)
+
+
 @pytest.fixture(autouse=True)
 def runtime_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "runtime"

@@ -39,8 +39,9 @@ class KernelConfig(HasTraits):
     ).tag(config=True)
     loop = Unicode(
         "auto",
-        help="Host event loop to run user code on: 'auto', 'asyncio' or 'poll'. "
-        "From Python you may also pass a loop object or a call-soon callable.",
+        help="Host event loop to run user code on: 'auto' (what runs or exists on the calling thread: "
+        "asyncio, a Qt application, a Tk root, else poll), 'asyncio', 'qt', 'tk' or 'poll'. From Python you "
+        "may also pass a loop object, a QApplication, a Tk root or a call-soon callable.",
     ).tag(config=True)
     ip = Unicode("127.0.0.1", help="Address the sockets bind to (tcp transport).").tag(config=True)
     transport = Enum(["tcp", "ipc"], "tcp", help="ZeroMQ transport: 'tcp' or 'ipc' (Unix sockets).").tag(config=True)

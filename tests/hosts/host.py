@@ -1,7 +1,11 @@
 """A real host application for the tests: a frame loop with zembed inside.
 
-    python host.py --loop asyncio|poll|callable|tornado [--name NAME] [--fps N]
-                   [--stdout-none] [--exit-on-shutdown]
+    python host.py --loop asyncio|poll|callable|tornado|qt|tk [--name NAME] [--fps N]
+                   [--stdout-none] [--exit-on-shutdown] [--start-in-loop] [--auto]
+
+qt and tk: a Qt (QCoreApplication) or Tk host whose frames come from the
+toolkit's own timer; the kernel starts before exec()/mainloop() (default) or
+from inside the running loop (--start-in-loop); --auto passes loop="auto".
 
 Prints one JSON line {"connection_file": ..., "pid": ...} on stdout once the
 kernel serves, then runs its loop until a cell sets ``host.quit = True``,
@@ -119,6 +123,8 @@ def main() -> None:
     parser.add_argument("--stdout-none", action="store_true")
     parser.add_argument("--exit-on-shutdown", action="store_true")
     parser.add_argument("--work", type=int, default=0, help="iterations of Python work per frame")
+    parser.add_argument("--start-in-loop", action="store_true", help="qt/tk: start the kernel from the running loop")
+    parser.add_argument("--auto", action="store_true", help="qt/tk: loop='auto' instead of naming the toolkit")
     args = parser.parse_args()
     if args.stdout_none:
         sys.stdout = None  # type: ignore[assignment]  # a windowed host
@@ -158,6 +164,10 @@ def main() -> None:
         asyncio.run(run())
         return
 
+    if args.loop in ("qt", "tk"):
+        run_toolkit(args, host, namespace, period, on_shutdown, keep_going)
+        return
+
     if args.loop == "callable":
         # The one-callable contract: a plain thread-safe queue drained each frame.
         tasks: queue.SimpleQueue = queue.SimpleQueue()
@@ -182,6 +192,57 @@ def main() -> None:
         host.frame()
         time.sleep(period)
     kernel.stop()
+
+
+def run_toolkit(args: argparse.Namespace, host: Host, namespace: dict, period: float, on_shutdown, keep_going) -> None:
+    """A GUI-toolkit host: its own timer draws frames; zembed joins its loop."""
+    kernels: list[zembed.Kernel] = []
+    loop_spec = "auto" if args.auto else args.loop
+    interval_ms = max(1, int(period * 1000))
+
+    def start() -> None:
+        host.before_kernel()
+        kernel = zembed.start_kernel(namespace, name=args.name, loop=loop_spec, on_shutdown=on_shutdown)
+        namespace["kernel"] = kernel
+        kernels.append(kernel)
+        register_host_magics(kernel, host)
+        announce(kernel)
+
+    def frame() -> bool:
+        if kernels and not keep_going(kernels[0]):
+            return False
+        host.frame()
+        return True
+
+    if args.loop == "qt":
+        from PySide6.QtCore import QCoreApplication, QTimer
+
+        app = QCoreApplication([])
+        timer = QTimer()
+        timer.timeout.connect(lambda: frame() or app.quit())
+        timer.start(interval_ms)
+        call_later, run_loop = (lambda f: QTimer.singleShot(0, f)), app.exec
+    else:
+        import tkinter
+
+        root = tkinter.Tk()
+        root.withdraw()
+
+        def tick() -> None:
+            if frame():
+                root.after(interval_ms, tick)
+            else:
+                root.quit()
+
+        root.after(interval_ms, tick)
+        call_later, run_loop = (lambda f: root.after(0, f)), root.mainloop
+    if args.start_in_loop:
+        call_later(start)
+    else:
+        start()
+    run_loop()
+    for kernel in kernels:
+        kernel.stop()
 
 
 if __name__ == "__main__":

@@ -19,8 +19,8 @@ Sockets never touch the adapter: the kernel's own threads own them, so an
 adapter needs no "watch this fd".  The kernel coalesces its wake-ups (one
 outstanding callback at a time) and bounds the work per callback
 (``poll_budget``), so a host's frame is never taken over by a queue of
-requests.  Adapters are deliberately tiny; see ``asyncio_loop.py`` and
-``poll_loop.py``.
+requests.  Adapters are deliberately tiny: ``asyncio_loop.py``,
+``qt_loop.py``, ``tk_loop.py``, ``poll_loop.py``, ``callable_loop.py``.
 """
 
 from __future__ import annotations
@@ -67,9 +67,49 @@ def _asyncio_adapter(loop: asyncio.AbstractEventLoop) -> LoopAdapter:
     return AsyncioLoop(loop)
 
 
+def _qt_adapter(core: Any = None) -> LoopAdapter:
+    from .qt_loop import QtLoop
+
+    return QtLoop(core)
+
+
+def _tk_adapter(root: Any = None) -> LoopAdapter:
+    from .tk_loop import TkLoop
+
+    return TkLoop(root)
+
+
+def _auto() -> LoopAdapter:
+    """What runs or exists on the calling thread: an asyncio loop, a Qt
+    application, a Tk root; else poll."""
+    running = _running_asyncio_loop()
+    if running is not None:
+        return _asyncio_adapter(running)
+    if any(f"{binding}.QtCore" in sys.modules for binding in ("PySide6", "PyQt6")):
+        from .qt_loop import application, loaded_qt
+
+        core = loaded_qt()
+        if core is not None and application(core) is not None:
+            return _qt_adapter(core)
+    if "tkinter" in sys.modules:
+        from .tk_loop import default_root
+
+        if default_root() is not None:
+            return _tk_adapter()
+    log.warning(
+        "zembed: no running event loop, Qt application or Tk root found on this thread; using loop='poll'. "
+        "The host must call kernel.poll() regularly (from a timer or its frame loop)."
+    )
+    return PollLoop()
+
+
 def _by_name(name: str) -> LoopAdapter:
     if name == "poll":
         return PollLoop()
+    if name == "qt":
+        return _qt_adapter()
+    if name == "tk":
+        return _tk_adapter()
     if name == "asyncio":
         running = _running_asyncio_loop()
         if running is None:
@@ -80,15 +120,10 @@ def _by_name(name: str) -> LoopAdapter:
             )
         return _asyncio_adapter(running)
     if name == "auto":
-        running = _running_asyncio_loop()
-        if running is not None:
-            return _asyncio_adapter(running)
-        log.warning(
-            "zembed: no running event loop found on this thread; using loop='poll'. "
-            "The host must call kernel.poll() regularly (from a timer or its frame loop)."
-        )
-        return PollLoop()
-    raise UsageError(f"unknown loop {name!r}: use 'auto', 'asyncio', 'poll', a loop object or a callable")
+        adapter = _auto()
+        log.info("zembed: loop='auto' chose %r", adapter.name)
+        return adapter
+    raise UsageError(f"unknown loop {name!r}: use 'auto', 'asyncio', 'qt', 'tk', 'poll', a loop object or a callable")
 
 
 def resolve_loop(spec: Any) -> LoopAdapter:
@@ -102,6 +137,13 @@ def resolve_loop(spec: Any) -> LoopAdapter:
         inner = getattr(spec, "asyncio_loop", None)  # a tornado IOLoop runs on asyncio
         if isinstance(inner, asyncio_module.AbstractEventLoop):
             return _asyncio_adapter(inner)
+    for binding in ("PySide6", "PyQt6"):  # a QApplication object
+        core = sys.modules.get(f"{binding}.QtCore")
+        if core is not None and isinstance(spec, core.QCoreApplication):
+            return _qt_adapter(core)
+    tkinter = sys.modules.get("tkinter")
+    if tkinter is not None and isinstance(spec, tkinter.Misc):  # a Tk root (or any widget of it)
+        return _tk_adapter(spec._root())
     if callable(spec):
         return CallableLoop(spec)
     raise UsageError(f"loop={spec!r} is neither a loop name, an event loop, nor a callable")

@@ -1,0 +1,119 @@
+"""Qt and Tk hosts: the kernel joins the toolkit's own loop (tests/hosts/host.py
+--loop qt|tk), before or after exec()/mainloop() starts, and serves there."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from zembed._errors import UsageError
+
+TOOLKIT_HOSTS = [
+    pytest.param("qt", (), id="qt-before-exec"),
+    pytest.param("qt", ("--start-in-loop", "--auto"), id="qt-in-loop-auto"),
+    pytest.param("tk", (), id="tk-before-mainloop"),
+    pytest.param("tk", ("--start-in-loop", "--auto"), id="tk-in-loop-auto"),
+]
+
+
+@pytest.fixture
+def toolkit_host(request, start_host, display, monkeypatch):
+    def start(loop: str, *args: str):
+        monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
+        monkeypatch.setenv("DISPLAY", display)
+        return start_host(loop, "--fps", "100", *args)
+
+    return start
+
+
+@pytest.mark.parametrize(("loop", "args"), TOOLKIT_HOSTS)
+def test_cells_run_on_the_toolkit_thread_while_it_keeps_drawing(toolkit_host, connect, loop, args):
+    host = toolkit_host(loop, *args)
+    client = connect(host.connection_file)
+    info = client.control("kernel_info_request")
+    assert info["zembed"]["loop"] == loop  # auto said which it picked
+    client.run("import threading")
+    assert client.value("threading.get_ident() == host.thread_id") is True
+    first = client.value("host.frames")
+    deadline = time.monotonic() + 5
+    while client.value("host.frames") <= first + 5:  # the toolkit's timer keeps firing between cells
+        assert time.monotonic() < deadline
+    outcome = client.run("print('from', type(kernel).__name__); 6 * 7")
+    assert outcome.stream() == "from Kernel\n" and outcome.result == "42"
+
+
+@pytest.mark.parametrize(("loop", "args"), TOOLKIT_HOSTS[::2])
+def test_interrupt_input_and_busy_in_a_toolkit_host(toolkit_host, connect, loop, args):
+    host = toolkit_host(loop, *args)
+    client = connect(host.connection_file)
+    msg_id = client.kc.execute("import time\nwhile True: time.sleep(0.01)")
+    deadline = time.monotonic() + 5
+    while not client.control("kernel_info_request")["zembed"]["executing"]:
+        assert time.monotonic() < deadline
+    client.interrupt()
+    assert client.shell_reply(msg_id)["content"]["ename"] == "KeyboardInterrupt"
+    assert client.value("host.interrupts_in_host_code") == 0
+    # Block the toolkit's thread in host code (a slow frame): busy, but alive.
+    client.run("import threading; blocker = threading.Event()")
+    if loop == "qt":
+        client.run("from PySide6.QtCore import QTimer; QTimer.singleShot(0, lambda: blocker.wait(3))")
+    else:
+        client.run("import tkinter; tkinter._default_root.after(0, lambda: blocker.wait(3))")
+    waiting = client.kc.execute("'served after the block'")  # kernel work the host does not come back for
+    deadline = time.monotonic() + 5
+    while client.control("kernel_info_request")["zembed"]["host_busy_seconds"] < 1.0:  # control still answers
+        assert time.monotonic() < deadline
+    assert client.kc.is_alive()  # the heartbeat too: busy, not dead
+    assert client.collect(waiting) and client.shell_reply(waiting)["content"]["status"] == "ok"
+
+
+def test_auto_and_named_loops_explain_what_is_missing():
+    from zembed.loops import resolve_loop
+    from zembed.loops.qt_loop import QtLoop
+
+    pytest.importorskip("PySide6.QtCore")
+    from PySide6 import QtCore
+
+    if QtCore.QCoreApplication.instance() is None:
+        with pytest.raises(UsageError, match="QApplication .* to exist"):
+            QtLoop(QtCore)
+    import tkinter
+
+    if getattr(tkinter, "_default_root", None) is None:
+        with pytest.raises(UsageError, match="tkinter.Tk\\(\\) root"):
+            resolve_loop("tk")
+    with pytest.raises(UsageError, match="'qt', 'tk'"):
+        resolve_loop("wx")
+
+
+def test_tk_adapter_hands_work_to_the_tk_thread_before_and_after_mainloop(display, monkeypatch):
+    """The contract on the adapter alone: call_soon from another thread,
+    callbacks run on Tk's thread once its loop turns (update or mainloop)."""
+    monkeypatch.setenv("DISPLAY", display)
+    import tkinter
+
+    from zembed.loops.tk_loop import TkLoop
+
+    root = tkinter.Tk()
+    try:
+        adapter = TkLoop(root)
+        ran: list[int] = []
+        worker = threading.Thread(target=adapter.call_soon, args=(lambda: ran.append(threading.get_ident()),))
+        worker.start()
+        worker.join()
+        assert ran == []  # nothing runs until Tk's loop turns
+        root.update()
+        assert ran == [threading.get_ident()]
+        root.after(2000, root.quit)  # a safety net: the callback below quits first
+        threading.Thread(target=adapter.call_soon, args=(root.quit,)).start()
+        started = time.monotonic()
+        root.mainloop()
+        assert time.monotonic() - started < 1.5
+        adapter.close()
+        adapter.call_soon(lambda: ran.append(0))  # dropped after close
+        root.update()
+        assert ran == [threading.get_ident()]
+    finally:
+        root.destroy()
