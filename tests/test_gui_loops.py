@@ -117,3 +117,20 @@ def test_tk_adapter_hands_work_to_the_tk_thread_before_and_after_mainloop(displa
         assert ran == [threading.get_ident()]
     finally:
         root.destroy()
+
+
+@pytest.mark.parametrize("loop", ["qt", "tk"])
+def test_a_cell_that_pumps_the_toolkit_does_not_run_requests_inside_itself(toolkit_host, connect, loop):
+    """Regression: processEvents()/update() in a cell re-entered the kernel,
+    which ran the next queued request nested inside the running cell."""
+    host = toolkit_host(loop)
+    client = connect(host.connection_file)
+    pump = "QCoreApplication.processEvents()" if loop == "qt" else "tkinter._default_root.update()"
+    setup = "from PySide6.QtCore import QCoreApplication" if loop == "qt" else "import tkinter"
+    client.run(f"{setup}\nimport time")
+    first = client.kc.execute(f"for _ in range(40):\n    {pump}\n    time.sleep(0.01)\nprint('first done')")
+    second = client.kc.execute("print('second ran'); kernel.executing")
+    replies = [client.kc.get_shell_msg(timeout=10) for _ in range(2)]
+    assert [r["parent_header"]["msg_id"] for r in replies] == [first, second]  # in order, not nested
+    assert client.collect(first) and client.collect(second)
+    assert replies[1]["content"]["execution_count"] == replies[0]["content"]["execution_count"] + 1

@@ -271,3 +271,18 @@ def test_a_poll_host_that_stops_polling_is_reported_busy(connect):
             time.sleep(0.01)
         assert client.shell_reply(msg_id)["content"]["status"] == "ok"
         assert client.control("kernel_info_request")["zembed"]["host_busy_seconds"] < 0.4
+
+
+def test_stop_called_from_a_cell_answers_that_cell_first(start_host, connect):
+    """Regression: a cell that stopped the kernel (directly, or through a GUI
+    quit handler) never got its reply."""
+    host = start_host("asyncio")
+    client = connect(host.connection_file)
+    outcome = client.run("print('stopping'); kernel.stop(); 'stopped after this'")
+    assert outcome.content["status"] == "ok" and outcome.result == "'stopped after this'"
+    assert outcome.stream() == "stopping\n"
+    deadline = time.monotonic() + 5
+    while os.path.exists(host.connection_file):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    assert host.alive()  # the host lives on without its kernel

@@ -76,6 +76,8 @@ class Kernel:
         self._cell_started: float | None = None
         self._active_output: tuple[OutputBuffer, dict[str, Any]] | None = None
         self._in_host_batch = False  # the host thread is handling requests: batch wake-ups
+        self._host_thread: int | None = None  # the thread running the current batch
+        self._stop_requested = False  # stop() was called from a cell: stop once its request is answered
         self._stop_callbacks: list[Callable[[], None]] = []
         self._stop_lock = threading.Lock()
         self._stopped = False
@@ -175,7 +177,14 @@ class Kernel:
         return interrupted
 
     def stop(self) -> None:
-        """Close sockets, join threads, remove the connection file.  Idempotent."""
+        """Close sockets, join threads, remove the connection file.  Idempotent.
+
+        Called from a cell (``kernel.stop()``, or a GUI's quit handler the
+        cell set off), the stop waits until that request is answered: its
+        reply and output still reach the client."""
+        if self._in_host_batch and threading.get_ident() == self._host_thread:
+            self._stop_requested = True
+            return
         with self._stop_lock:
             if self._stopped:
                 return
@@ -348,12 +357,18 @@ class Kernel:
         # Clear the flag before draining: a request queued from now on
         # schedules another run, so none is left behind.
         self._scheduled = False
+        if self._in_host_batch:
+            # Re-entered: a cell pumped the host's events (Qt's processEvents(),
+            # Tk's update()).  Requests never nest: the running batch takes
+            # them when the cell is done (and reschedules if it runs out of budget).
+            return
         deadline = time.monotonic() + self.config.poll_budget
         queue = self._host_queue
         began = time.perf_counter()
         self._in_host_batch = True
+        self._host_thread = threading.get_ident()
         try:
-            while queue and not self._stopped:
+            while queue and not self._stopped and not self._stop_requested:
                 channel, message = queue.popleft()
                 self._waiting_since = time.monotonic() if queue else None
                 try:
@@ -366,6 +381,9 @@ class Kernel:
         finally:
             self._in_host_batch = False
             self.host_seconds += time.perf_counter() - began
+        if self._stop_requested:
+            self.stop()
+            return
         if queue and not self._stopped and not self._scheduled:
             self._scheduled = True
             self._adapter.call_soon(self._run_pending)
