@@ -134,3 +134,17 @@ def test_a_cell_that_pumps_the_toolkit_does_not_run_requests_inside_itself(toolk
     assert [r["parent_header"]["msg_id"] for r in replies] == [first, second]  # in order, not nested
     assert client.collect(first) and client.collect(second)
     assert replies[1]["content"]["execution_count"] == replies[0]["content"]["execution_count"] + 1
+
+
+def test_qt_host_survives_thousands_of_requests(toolkit_host):
+    """Regression: waking Qt by emitting a signal from the socket thread made
+    PySide6 drop a reference to True per emit; the host died ("deallocating
+    True or False") within about a thousand requests."""
+    import zembed
+
+    host = toolkit_host("qt")
+    with zembed.connect(host.connection_file) as client:
+        for _ in range(3000):
+            client.eval("1")
+        assert client.eval("host.frames > 0") is True
+    assert host.alive()

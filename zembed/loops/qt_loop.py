@@ -1,18 +1,22 @@
 """Adapter for Qt applications (PySide6 or PyQt6, whichever the host loaded).
 
-Kernel work reaches the GUI thread as a queued signal: ``call_soon`` (on the
-socket thread) appends the callback and emits ``wake``; Qt posts that to the
-event queue of the thread the waker lives in (the application's thread), and
-the slot runs the callbacks there.  Queued events wait until the event loop
-runs, so this works whether ``start_kernel`` is called before or after
-``app.exec()``; zembed never calls ``exec()`` and never creates an
-application.  One signal per batch: ``call_soon`` emits only when the queue
-was empty.
+The socket thread never calls Qt: ``call_soon`` appends the callback and
+writes one byte to a socket pair; a ``QSocketNotifier`` on the other end,
+created in the application's thread, fires there, drains the bytes and runs
+the callbacks.  (Emitting a Qt signal from a non-Qt thread was the first
+design: PySide6 6.12 drops a reference to ``True`` on every such
+``emit()``, and the host dies with "deallocating True" after a few thousand
+requests.  A socket is binding-neutral and costs the same.)
+
+Notifier events wait until the event loop runs, so this works whether
+``start_kernel`` is called before or after ``app.exec()``; zembed never calls
+``exec()`` and never creates an application.
 """
 
 from __future__ import annotations
 
 import logging
+import socket
 import sys
 import threading
 from collections import deque
@@ -54,19 +58,18 @@ class QtLoop:
                 "loop='qt' needs the host's QApplication (or QCoreApplication) to exist: create it before "
                 "start_kernel; zembed never creates one"
             )
+        if core.QThread.currentThread() is not app.thread():
+            raise UsageError("loop='qt': call start_kernel from the Qt application's thread (where app.exec() runs)")
         self.binding = core.__name__.split(".")[0]
         self._callbacks: deque[Callable[[], None]] = deque()
         self._lock = threading.Lock()
         self._closed = False
-        signal = core.Signal if hasattr(core, "Signal") else core.pyqtSignal
-
-        class Waker(core.QObject):  # type: ignore[misc, name-defined]
-            wake = signal()
-
-        self._waker = Waker()
-        if self._waker.thread() is not app.thread():
-            self._waker.moveToThread(app.thread())  # started from another thread: run on the GUI's
-        self._waker.wake.connect(self._run, core.Qt.ConnectionType.QueuedConnection)
+        self._reader, self._writer = socket.socketpair()
+        self._reader.setblocking(False)
+        self._writer.setblocking(False)
+        self._notifier = core.QSocketNotifier(self._reader.fileno(), core.QSocketNotifier.Type.Read)
+        self._notifier.activated.connect(self._on_readable)
+        self._thread = threading.get_ident()  # Qt's thread: only it may disable the notifier
 
     def call_soon(self, callback: Callable[[], None]) -> None:
         with self._lock:
@@ -76,11 +79,18 @@ class QtLoop:
             first = len(self._callbacks) == 1
         if first:
             try:
-                self._waker.wake.emit()
-            except RuntimeError:  # the host deleted the Qt objects at exit
-                log.debug("zembed: Qt waker is gone; dropping kernel work")
+                self._writer.send(b"!")
+            except BlockingIOError:  # full of wake-ups already
+                pass
+            except OSError:
+                log.debug("zembed: Qt wake-up socket closed; dropping kernel work")
 
-    def _run(self) -> None:
+    def _on_readable(self, *args: object) -> None:
+        try:
+            while self._reader.recv(4096):
+                pass
+        except (BlockingIOError, OSError):
+            pass
         with self._lock:
             callbacks, self._callbacks = self._callbacks, deque()
         for callback in callbacks:
@@ -90,7 +100,12 @@ class QtLoop:
         with self._lock:
             self._closed = True
             self._callbacks.clear()
+        if threading.get_ident() != self._thread:
+            return  # Qt objects belong to Qt's thread: the notifier stays, finding nothing to run
         try:
-            self._waker.wake.disconnect(self._run)
-        except (RuntimeError, TypeError):  # already gone with the application
+            self._notifier.setEnabled(False)
+            self._notifier.activated.disconnect(self._on_readable)
+        except (RuntimeError, TypeError):  # gone with the application, or another thread
             pass
+        self._writer.close()
+        self._reader.close()
