@@ -45,7 +45,7 @@ def test_cells_run_on_the_toolkit_thread_while_it_keeps_drawing(toolkit_host, co
 
 
 @pytest.mark.parametrize(("loop", "args"), TOOLKIT_HOSTS[::2])
-def test_interrupt_input_and_busy_in_a_toolkit_host(toolkit_host, connect, loop, args):
+def test_interrupt_input_and_busy_in_a_toolkit_host(toolkit_host, connect, loop, args, tmp_path):
     host = toolkit_host(loop, *args)
     client = connect(host.connection_file)
     msg_id = client.kc.execute("import time\nwhile True: time.sleep(0.01)")
@@ -56,11 +56,17 @@ def test_interrupt_input_and_busy_in_a_toolkit_host(toolkit_host, connect, loop,
     assert client.shell_reply(msg_id)["content"]["ename"] == "KeyboardInterrupt"
     assert client.value("host.interrupts_in_host_code") == 0
     # Block the toolkit's thread in host code (a slow frame): busy, but alive.
-    client.run("import threading; blocker = threading.Event()")
+    started = tmp_path / "blocking"
+    client.run(f"import threading, pathlib; blocker = threading.Event(); started = pathlib.Path({str(started)!r})")
+    block = "lambda: (started.touch(), blocker.wait(3))"
     if loop == "qt":
-        client.run("from PySide6.QtCore import QTimer; QTimer.singleShot(0, lambda: blocker.wait(3))")
+        client.run(f"from PySide6.QtCore import QTimer; QTimer.singleShot(0, {block})")
     else:
-        client.run("import tkinter; tkinter._default_root.after(0, lambda: blocker.wait(3))")
+        client.run(f"import tkinter; tkinter._default_root.after(0, {block})")
+    deadline = time.monotonic() + 5
+    while not started.exists():  # the host's thread is in its own code now
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
     waiting = client.kc.execute("'served after the block'")  # kernel work the host does not come back for
     deadline = time.monotonic() + 5
     while client.control("kernel_info_request")["zembed"]["host_busy_seconds"] < 1.0:  # control still answers

@@ -1,11 +1,10 @@
 """Adapter for Qt applications (PySide6 or PyQt6, whichever the host loaded).
 
-The socket thread never calls Qt: ``call_soon`` appends the callback and
-writes one byte to a socket pair; a ``QSocketNotifier`` on the other end,
-created in the application's thread, fires there, drains the bytes and runs
-the callbacks.  (Emitting a Qt signal from a non-Qt thread was the first
-design: PySide6 6.12 drops a reference to ``True`` on every such
-``emit()``, and the host dies with "deallocating True" after a few thousand
+A ``QSocketNotifier``, created in the application's thread, watches the
+wake-up socket of a ``WakeupQueue`` and runs the queued kernel work there.
+(Emitting a Qt signal from the socket thread was the first design: PySide6
+6.12 drops a reference to ``True`` on every ``emit()`` from a non-Qt
+thread, and the host died with "deallocating True" after about a thousand
 requests.  A socket is binding-neutral and costs the same.)
 
 Notifier events wait until the event loop runs, so this works whether
@@ -15,18 +14,14 @@ Notifier events wait until the event loop runs, so this works whether
 
 from __future__ import annotations
 
-import logging
-import socket
 import sys
 import threading
-from collections import deque
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
 from .._errors import UsageError
-
-log = logging.getLogger("zembed")
+from ._wakeup import WakeupQueue
 
 BINDINGS = ("PySide6", "PyQt6")
 
@@ -61,51 +56,24 @@ class QtLoop:
         if core.QThread.currentThread() is not app.thread():
             raise UsageError("loop='qt': call start_kernel from the Qt application's thread (where app.exec() runs)")
         self.binding = core.__name__.split(".")[0]
-        self._callbacks: deque[Callable[[], None]] = deque()
-        self._lock = threading.Lock()
-        self._closed = False
-        self._reader, self._writer = socket.socketpair()
-        self._reader.setblocking(False)
-        self._writer.setblocking(False)
-        self._notifier = core.QSocketNotifier(self._reader.fileno(), core.QSocketNotifier.Type.Read)
+        self._queue = WakeupQueue()
+        self._notifier = core.QSocketNotifier(self._queue.fileno(), core.QSocketNotifier.Type.Read)
         self._notifier.activated.connect(self._on_readable)
         self._thread = threading.get_ident()  # Qt's thread: only it may disable the notifier
 
     def call_soon(self, callback: Callable[[], None]) -> None:
-        with self._lock:
-            if self._closed:
-                return
-            self._callbacks.append(callback)
-            first = len(self._callbacks) == 1
-        if first:
-            try:
-                self._writer.send(b"!")
-            except BlockingIOError:  # full of wake-ups already
-                pass
-            except OSError:
-                log.debug("zembed: Qt wake-up socket closed; dropping kernel work")
+        self._queue.put(callback)
 
     def _on_readable(self, *args: object) -> None:
-        try:
-            while self._reader.recv(4096):
-                pass
-        except (BlockingIOError, OSError):
-            pass
-        with self._lock:
-            callbacks, self._callbacks = self._callbacks, deque()
-        for callback in callbacks:
-            callback()
+        self._queue.run()
 
     def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            self._callbacks.clear()
-        if threading.get_ident() != self._thread:
-            return  # Qt objects belong to Qt's thread: the notifier stays, finding nothing to run
-        try:
-            self._notifier.setEnabled(False)
-            self._notifier.activated.disconnect(self._on_readable)
-        except (RuntimeError, TypeError):  # gone with the application, or another thread
-            pass
-        self._writer.close()
-        self._reader.close()
+        on_qt_thread = threading.get_ident() == self._thread
+        if on_qt_thread:
+            try:
+                self._notifier.setEnabled(False)
+                self._notifier.activated.disconnect(self._on_readable)
+            except (RuntimeError, TypeError):  # gone with the application
+                pass
+        # Elsewhere, Qt's objects cannot be touched: the notifier stays, finding nothing to run.
+        self._queue.close(release=on_qt_thread)
