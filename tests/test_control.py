@@ -177,3 +177,19 @@ def test_exit_on_shutdown_policy_is_the_hosts_choice(start_host, connect):
     client = connect(host.connection_file)
     client.kc.shutdown()
     assert host.process.wait(10) == 0
+
+
+def test_interrupt_that_overtakes_its_cell_stops_it_as_it_starts(start_host, connect):
+    """Regression: a Ctrl-C right after Enter reached the kernel (control,
+    answered at once) before the cell had started on the busy host thread;
+    it found nothing to interrupt and the cell then ran to its end."""
+    host = start_host("asyncio")
+    client = connect(host.connection_file)
+    client.run("import asyncio, threading; asyncio.get_running_loop().call_soon(threading.Event().wait, 1.0)")
+    started = time.monotonic()
+    msg_id = client.kc.execute("import time; time.sleep(30); 'ran to the end'")
+    client.interrupt()  # the host is still blocked: the cell is queued, not running
+    reply = client.shell_reply(msg_id, timeout=10)
+    assert reply["content"]["status"] == "error" and reply["content"]["ename"] == "KeyboardInterrupt"
+    assert time.monotonic() - started < 5
+    assert client.value("1 + 1") == 2  # the next cell runs normally

@@ -42,6 +42,7 @@ class Interrupter:
         # releases them.  Raw locks wait in C, with no Python-level cleanup
         # for the async exception to land in.
         self._sleepers: set[_thread.LockType] = set()
+        self._pending = False  # interrupt the next cell as it starts (see interrupt_next)
 
     @property
     def running(self) -> bool:
@@ -60,6 +61,13 @@ class Interrupter:
                 except RuntimeError:  # already woken
                     pass
             return True
+
+    def interrupt_next(self) -> None:
+        """An interrupt came while a cell was queued but not yet started (a
+        Ctrl-C right after Enter): the next cell raises KeyboardInterrupt as
+        it starts, instead of running."""
+        with self._lock:
+            self._pending = True
 
     def _disarm(self) -> None:
         with self._lock:
@@ -105,8 +113,11 @@ class Interrupter:
         sleep.__doc__ = real_sleep.__doc__
         with self._lock:
             self._target = me
+            pending, self._pending = self._pending, False
         time.sleep = sleep
         try:
+            if pending:
+                raise KeyboardInterrupt
             yield
         finally:
             # An exception delivered while we disarm must not escape into

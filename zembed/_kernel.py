@@ -171,8 +171,14 @@ class Kernel:
         return adapter.wait(timeout)
 
     def interrupt(self) -> bool:
-        """Raise KeyboardInterrupt in the running cell; False if none runs."""
+        """Raise KeyboardInterrupt in the running cell, or, when a cell was
+        sent but has not started yet, in that cell as it starts (a Ctrl-C
+        right after Enter); False if there is neither."""
         interrupted = self._interrupter.interrupt()
+        queued = any(message.msg_type == "execute_request" for _, message in list(self._host_queue))
+        if not interrupted and (queued or self._cell_started is not None):
+            self._interrupter.interrupt_next()  # the cell was sent but has not started: stop it as it starts
+            interrupted = True
         self._stdin.wake()
         return interrupted
 
