@@ -188,6 +188,8 @@ def test_interrupt_that_overtakes_its_cell_stops_it_as_it_starts(start_host, con
     client.run("import asyncio, threading; asyncio.get_running_loop().call_soon(threading.Event().wait, 1.0)")
     started = time.monotonic()
     msg_id = client.kc.execute("import time; time.sleep(30); 'ran to the end'")
+    while client.control("kernel_info_request")["zembed"]["host_busy_seconds"] == 0:
+        assert time.monotonic() - started < 5  # until the cell waits in the kernel's queue (shell and control race)
     client.interrupt()  # the host is still blocked: the cell is queued, not running
     reply = client.shell_reply(msg_id, timeout=10)
     assert reply["content"]["status"] == "error" and reply["content"]["ename"] == "KeyboardInterrupt"
