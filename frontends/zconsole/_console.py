@@ -44,6 +44,7 @@ from ._history import ConsoleHistory
 from ._link import KernelLink
 from ._render import Renderer
 
+HANDSHAKE_TIMEOUT = 10.0  # seconds a kernel may take to answer its first kernel_info
 HEARTBEAT_EVERY = 0.5  # seconds between heartbeat pings
 HEARTBEAT_TIMEOUT = 0.8  # a ping unanswered this long is a miss; two misses (or a gone pid) mean dead
 IS_COMPLETE_TIMEOUT = 0.5  # then the local rule decides, for a few seconds
@@ -101,6 +102,7 @@ class Console:
         self._local_rule_until = 0.0
         self._last_foreign: str | None = None
         self._shown_output = False
+        self._attached_once = False
         self._at_line_start = True
         self._tasks: set[asyncio.Task[Any]] = set()
         self._wait_for = wait_for
@@ -122,17 +124,24 @@ class Console:
     # -- the main loop ---------------------------------------------------------------
 
     async def run(self) -> int:
+        # SIGINT reaches the console only in cooked mode, i.e. while no prompt
+        # is up (in the prompt, Ctrl-C is a key): while a cell runs.  Armed
+        # for the whole session, so a Ctrl-C right after Enter is not lost.
+        loop = asyncio.get_running_loop()
+        sigint_armed = _arm_sigint(loop, self._sigint)
         if self.record.state == "dead" and self._wait_for is not None:
-            self.write(self.render.note(f"waiting for {self._wait_for} to start (Ctrl-D leaves)"))
-            self._go_dead(announce=False)
-        else:
-            await self._attach(self.record, first=True)
+            self.write(self.render.note(f"waiting for {self._wait_for or 'a kernel'} to start (Ctrl-D leaves)"))
+            self._go_dead()
+        elif not await self._attach(self.record, first=True):
+            silent = f"{self._who()} did not answer within {HANDSHAKE_TIMEOUT:g} s"
+            self.write(self.render.warning(f"{silent}; waiting for it (Ctrl-D leaves)"))
+            self._go_dead()
         try:
             while True:
                 if not self._at_line_start:
                     self.write("\n")
                 try:
-                    text = await self.prompt.prompt_async()
+                    text = await self.prompt.prompt_async(handle_sigint=False)
                 except KeyboardInterrupt:
                     continue  # Ctrl-C at the prompt clears the line
                 except EOFError:
@@ -144,6 +153,8 @@ class Console:
         finally:
             self._leave()
             await self._stop_tasks()
+            if sigint_armed:
+                loop.remove_signal_handler(signal.SIGINT)
         return 0
 
     async def _handle(self, text: str) -> None:
@@ -274,6 +285,7 @@ class Console:
     async def _execute(self, code: str) -> None:
         link = self.link
         assert link is not None
+        self._sigint.clear()  # a Ctrl-C from now on is for this cell
         msg_id = link.send(
             "shell",
             "execute_request",
@@ -311,59 +323,55 @@ class Console:
         if the host died or the user stopped waiting.  Ctrl-C interrupts
         the remote code; a second one, or one while the host is busy, stops
         the waiting."""
-        loop = asyncio.get_running_loop()
-        self._sigint.clear()
-        with _sigint_to(loop, self._sigint):
-            reply = link.reply(msg_id)
-            started = time.monotonic()
-            interrupts = 0
-            busy_reported = 0.0
-            waits: dict[str, asyncio.Future[Any]] = {
-                "idle": asyncio.ensure_future(idle.wait()),
-                "dead": asyncio.ensure_future(self._dead.wait()),
-                "sigint": asyncio.ensure_future(self._sigint.wait()),
-                "input": asyncio.ensure_future(self._inputs.get()),
-            }
-            try:
-                while True:
-                    await asyncio.wait([reply, *waits.values()], timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
-                    if reply.done() and idle.is_set():
-                        if busy_reported:
-                            self.write(self.render.note(f"host back after {time.monotonic() - started:.1f} s"))
-                        return reply.result() if not reply.cancelled() else None
-                    if waits["dead"].done():
-                        self.write(self.render.warning(f"In [{self.count}] was running when the host died"))
-                        return None
-                    if waits["input"].done():
-                        await self._answer_input(link, waits["input"].result())
-                        _arm_sigint(loop, self._sigint)  # the input prompt took SIGINT back on its way out
-                        waits["input"] = asyncio.ensure_future(self._inputs.get())
-                    if waits["sigint"].done():
-                        self._sigint.clear()
-                        waits["sigint"] = asyncio.ensure_future(self._sigint.wait())
-                        interrupts += 1
-                        if interrupts == 1 and not busy_reported:
-                            link.forget(link.send("control", "interrupt_request", {}))
-                            continue
+        reply = link.reply(msg_id)
+        started = time.monotonic()
+        interrupts = 0
+        busy_reported = 0.0
+        waits: dict[str, asyncio.Future[Any]] = {
+            "idle": asyncio.ensure_future(idle.wait()),
+            "dead": asyncio.ensure_future(self._dead.wait()),
+            "sigint": asyncio.ensure_future(self._sigint.wait()),
+            "input": asyncio.ensure_future(self._inputs.get()),
+        }
+        try:
+            while True:
+                await asyncio.wait([reply, *waits.values()], timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
+                if reply.done() and idle.is_set():
+                    if busy_reported:
+                        self.write(self.render.note(f"host back after {time.monotonic() - started:.1f} s"))
+                    return reply.result() if not reply.cancelled() else None
+                if waits["dead"].done():
+                    self.write(self.render.warning(f"In [{self.count}] was running when the host died"))
+                    return None
+                if waits["input"].done():
+                    await self._answer_input(link, waits["input"].result())
+                    waits["input"] = asyncio.ensure_future(self._inputs.get())
+                if waits["sigint"].done():
+                    self._sigint.clear()
+                    waits["sigint"] = asyncio.ensure_future(self._sigint.wait())
+                    interrupts += 1
+                    if interrupts == 1 and not busy_reported:
+                        link.forget(link.send("control", "interrupt_request", {}))
+                        continue
+                    self.write(
+                        self.render.warning(
+                            "stopped waiting; the cell runs when the host comes back and its output will show here"
+                        )
+                    )
+                    return None
+                if not reply.done() and time.monotonic() - started >= 1.0:
+                    busy = await self._busy_seconds(link)
+                    if busy is not None and time.monotonic() - busy_reported >= BUSY_REPORT_EVERY:
+                        busy_reported = time.monotonic()
                         self.write(
                             self.render.warning(
-                                "stopped waiting; the cell runs when the host comes back and its output will show here"
+                                f"host busy for {busy:.0f} s: its main thread is not running kernel work "
+                                "(Ctrl-C stops waiting)"
                             )
                         )
-                        return None
-                    if not reply.done() and time.monotonic() - started >= 1.0:
-                        busy = await self._busy_seconds(link)
-                        if busy is not None and time.monotonic() - busy_reported >= BUSY_REPORT_EVERY:
-                            busy_reported = time.monotonic()
-                            self.write(
-                                self.render.warning(
-                                    f"host busy for {busy:.0f} s: its main thread is not running kernel work "
-                                    "(Ctrl-C stops waiting)"
-                                )
-                            )
-            finally:
-                for waiter in waits.values():
-                    waiter.cancel()
+        finally:
+            for waiter in waits.values():
+                waiter.cancel()
 
     async def _busy_seconds(self, link: KernelLink) -> float | None:
         """How long the host has been away, if it is busy outside our cell."""
@@ -386,7 +394,7 @@ class Console:
         password = bool(request.content.get("password"))
         session = PromptSession[str]()
         try:
-            value = await session.prompt_async(prompt, is_password=password)
+            value = await session.prompt_async(prompt, is_password=password, handle_sigint=False)
         except KeyboardInterrupt:
             link.forget(link.send("control", "interrupt_request", {}))
             value = ""
@@ -545,6 +553,7 @@ class Console:
             link.close()
             return False
         self.record, self.link, self.state = record, link, "live"
+        self._attached_once = True
         self._dead = asyncio.Event()
         if record.app:
             self.history.switch_app(record.app)
@@ -573,15 +582,17 @@ class Console:
         self.prompt.app.invalidate()
         return True
 
-    async def _handshake(self, link: KernelLink, timeout: float = 5.0) -> dict[str, Any] | None:
+    async def _handshake(self, link: KernelLink, timeout: float = HANDSHAKE_TIMEOUT) -> dict[str, Any] | None:
         """kernel_info until its reply and its idle status both arrive (a
-        new SUB socket misses what is published before it joins)."""
+        new SUB socket misses what is published before it joins: then ask
+        again).  The reply may take long on a loaded machine; it is waited
+        for as long as the timeout allows."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        while (left := deadline - time.monotonic()) > 0:
             msg_id = link.send("shell", "kernel_info_request", {})
             idle = self._idle[msg_id] = asyncio.Event()
             try:
-                reply = await asyncio.wait_for(asyncio.shield(link.reply(msg_id)), 0.5)
+                reply = await asyncio.wait_for(asyncio.shield(link.reply(msg_id)), left)
                 await asyncio.wait_for(idle.wait(), 0.5)
                 return reply.content
             except asyncio.TimeoutError:
@@ -635,9 +646,9 @@ class Console:
                 f"Your history is kept; waiting for {self._app()} to come back (Ctrl-D leaves)"
             )
         )
-        self._go_dead(announce=True)
+        self._go_dead()
 
-    def _go_dead(self, announce: bool) -> None:
+    def _go_dead(self) -> None:
         self.state = "dead"
         self._dead.set()
         self.prompt.app.invalidate()
@@ -647,7 +658,7 @@ class Console:
         """Look for the host's successor twice a second; attach to it."""
         while self.link is None:
             record = await asyncio.to_thread(self._successor)
-            if record is not None and await self._attach(record, first=self._wait_for is not None and self.count == 1):
+            if record is not None and await self._attach(record, first=not self._attached_once):
                 self._wait_for = None
                 return
             await asyncio.sleep(0.5)
@@ -712,18 +723,6 @@ def _arm_sigint(loop: asyncio.AbstractEventLoop, event: asyncio.Event) -> bool:
     except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or Windows
         return False
     return True
-
-
-@contextlib.contextmanager
-def _sigint_to(loop: asyncio.AbstractEventLoop, event: asyncio.Event) -> Iterator[None]:
-    """While a cell runs the terminal is in cooked mode: Ctrl-C arrives as
-    SIGINT, to this console only (the host is another process)."""
-    armed = _arm_sigint(loop, event)
-    try:
-        yield
-    finally:
-        if armed:
-            loop.remove_signal_handler(signal.SIGINT)
 
 
 def _pid_gone(pid: int) -> bool:
