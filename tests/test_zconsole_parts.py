@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 
-from zconsole._console import local_is_complete
+from zconsole._editing import help_request, local_is_complete
 from zconsole._history import ConsoleHistory
 from zconsole._render import Renderer
 
@@ -19,6 +19,15 @@ def test_local_rule_matches_python():
     assert local_is_complete("%timeit x") == ("complete", "")
     assert local_is_complete("%%timeit\nx") == ("incomplete", "")  # a cell magic ends at a blank line
     assert local_is_complete("%%timeit\nx\n") == ("complete", "")
+
+
+def test_help_requests_are_told_from_code():
+    assert help_request("app.world?") == ("app.world", 0)
+    assert help_request("??app.world") == ("app.world", 1)
+    assert help_request("%timeit?") == ("%timeit", 0)
+    assert help_request("app.world") is None
+    assert help_request("?x?") is None  # ambiguous: left to the kernel as code
+    assert help_request("print('why?')") is None
 
 
 def test_rich_outputs_become_files_and_plain_text_stays(tmp_path):

@@ -81,19 +81,25 @@ def find_kernels(directory: str | os.PathLike[str] | None = None) -> list[Kernel
     return records
 
 
-def _pid_gone(pid: int) -> bool:
+def pid_gone(pid: int) -> bool:
+    """Is the process gone?  A dead child its parent has not reaped yet
+    still has a pid (Linux: state Z); it counts as gone."""
     try:
         os.kill(pid, 0)  # signal 0: an existence check, nothing is sent
     except ProcessLookupError:
         return True
     except PermissionError:  # someone else's process: it exists
         return False
-    return False
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # no /proc (macOS, Windows): it exists
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] == "Z"
 
 
 def probe(record: KernelRecord, timeout: float = 0.5, context: zmq.Context[Any] | None = None) -> KernelRecord:
     """Fill in ``record.state`` (and ``busy_seconds``, ``details``); return it."""
-    if record.pid is not None and _pid_gone(record.pid):
+    if record.pid is not None and pid_gone(record.pid):
         record.state = "dead"
         return record
     if context is None:

@@ -1,6 +1,7 @@
 """One attachment to one kernel: its five sockets on asyncio, requests
-matched to their replies, iopub and stdin messages handed to the console,
-the heartbeat asked on demand.
+matched to their replies and to their ``idle`` status, iopub outputs and
+stdin requests handed to the console (marked as ours or another client's),
+the heartbeat asked on demand, and the exchanges done on attaching.
 
 Nothing here prints or decides; the console does.  A link is used once: when
 its host dies the console closes it and opens a new one to the successor.
@@ -25,7 +26,8 @@ from zembed._discovery import KernelRecord
 from zembed._errors import ProtocolError
 from zembed._protocol import Message, Session
 
-MessageHandler = Callable[[Message], None]
+IopubHandler = Callable[[Message, bool], None]  # (message, ours: sent by this link's session)
+StdinHandler = Callable[[Message], None]
 
 _SOCKETS = {"shell": zmq.DEALER, "control": zmq.DEALER, "stdin": zmq.DEALER, "iopub": zmq.SUB}
 
@@ -40,11 +42,12 @@ def _username() -> str:
 class KernelLink:
     """The sockets to one kernel and the replies awaited on them."""
 
-    def __init__(self, record: KernelRecord, on_iopub: MessageHandler, on_stdin: MessageHandler) -> None:
+    def __init__(self, record: KernelRecord, on_iopub: IopubHandler, on_stdin: StdinHandler) -> None:
         self.record = record
         self.info = record.info
         self.session = Session(str(self.info["key"]).encode(), username=_username())
-        self._on = {"iopub": on_iopub, "stdin": on_stdin}
+        self._on_iopub = on_iopub
+        self._on_stdin = on_stdin
         self._context = zmq.asyncio.Context()
         self._sockets: dict[str, zmq.asyncio.Socket] = {}
         identity = self.session.session_id.encode()  # the kernel answers input() to our shell identity
@@ -63,16 +66,18 @@ class KernelLink:
         self._blocking.linger = 0
         self._blocking.connect(address(self.info, "shell"))
         self._replies: dict[str, asyncio.Future[Message]] = {}
+        self._idle: dict[str, asyncio.Event] = {}  # set when the request's "idle" status arrives
         self._readers = [asyncio.ensure_future(self._read(channel)) for channel in _SOCKETS]
         self.rejected = 0  # messages that failed verification (a key mismatch shows here)
 
     # -- requests -----------------------------------------------------------
 
     def send(self, channel: str, msg_type: str, content: dict[str, Any], parent: dict[str, Any] | None = None) -> str:
-        """Send a request; return its msg_id (``reply`` awaits the answer)."""
+        """Send a request; return its msg_id (``reply`` and ``idle`` await it)."""
         header = self.session.header(msg_type)
         msg_id = str(header["msg_id"])
         self._replies[msg_id] = asyncio.get_running_loop().create_future()
+        self._idle[msg_id] = asyncio.Event()
         frames = self.session.serialize(msg_type, content, parent=parent, header=header)
         self._sockets[channel].send_multipart(frames)
         return msg_id
@@ -81,7 +86,12 @@ class KernelLink:
         """The future of ``msg_id``'s reply (stays valid until it resolves)."""
         return self._replies[msg_id]
 
+    def idle(self, msg_id: str) -> asyncio.Event:
+        """Set once all of ``msg_id``'s output has been published."""
+        return self._idle.setdefault(msg_id, asyncio.Event())
+
     def forget(self, msg_id: str) -> None:
+        self._idle.pop(msg_id, None)
         future = self._replies.pop(msg_id, None)
         if future is not None and not future.done():
             future.cancel()
@@ -112,6 +122,52 @@ class KernelLink:
                 return message  # earlier answers that came too late are skipped
         return None
 
+    # -- on attaching ------------------------------------------------------------
+
+    async def handshake(self, timeout: float) -> dict[str, Any] | None:
+        """kernel_info until its reply and its idle status both arrive (a new
+        SUB socket misses what is published before it joins: then ask
+        again).  The reply itself may take long on a loaded machine; it is
+        waited for as long as ``timeout`` allows.  The reply's content, or
+        None."""
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            msg_id = self.send("shell", "kernel_info_request", {})
+            idle = self.idle(msg_id)
+            try:
+                reply = await asyncio.wait_for(asyncio.shield(self.reply(msg_id)), left)
+                await asyncio.wait_for(idle.wait(), 0.5)
+                return reply.content
+            except asyncio.TimeoutError:
+                continue
+            finally:
+                self.forget(msg_id)
+        return None
+
+    async def execution_count(self, info: dict[str, Any]) -> int | None:
+        """The kernel's current count: zembed says it in kernel_info; any
+        other kernel answers a silent, empty execute with it."""
+        status = info.get("zembed")
+        if isinstance(status, dict) and isinstance(status.get("execution_count"), int):
+            return int(status["execution_count"])
+        content = {"code": "", "silent": True, "store_history": False, "user_expressions": {}, "allow_stdin": False}
+        try:
+            reply = await self.request("shell", "execute_request", content, timeout=2.0)
+        except asyncio.TimeoutError:
+            return None
+        count = reply.content.get("execution_count")
+        return count if isinstance(count, int) else None
+
+    async def history_tail(self, n: int = 1000) -> list[str]:
+        """The kernel's last ``n`` inputs, oldest first ([] if it does not answer)."""
+        content = {"hist_access_type": "tail", "n": n, "output": False, "raw": True}
+        try:
+            reply = await self.request("shell", "history_request", content, timeout=2.0)
+        except asyncio.TimeoutError:
+            return []
+        entries = reply.content.get("history", [])
+        return [str(entry[2]) for entry in entries if isinstance(entry, list) and len(entry) >= 3]
+
     def answer_input(self, request: Message, value: str) -> None:
         """Send ``input_reply`` for an ``input_request``."""
         frames = self.session.serialize("input_reply", {"value": value}, parent=request.header)
@@ -135,6 +191,7 @@ class KernelLink:
             if not future.done():
                 future.cancel()
         self._replies.clear()
+        self._idle.clear()
         for sock in [*self._sockets.values(), self._heartbeat]:
             sock.close()
         self._context.term()
@@ -161,13 +218,19 @@ class KernelLink:
             except ProtocolError:
                 self.rejected += 1
                 continue
-            handler = self._on.get(channel)
-            if handler is not None:
+            parent = str(message.parent_header.get("msg_id"))
+            if channel in ("shell", "control"):
+                future = self._replies.pop(parent, None)
+                if future is not None and not future.done():
+                    future.set_result(message)
+            elif message.msg_type == "status":
+                if message.content.get("execution_state") == "idle" and parent in self._idle:
+                    self._idle.pop(parent).set()
+            else:
                 try:
-                    handler(message)
+                    if channel == "iopub":
+                        self._on_iopub(message, message.parent_header.get("session") == self.session.session_id)
+                    else:
+                        self._on_stdin(message)
                 except Exception:  # a console bug must not stop the reader: say it, go on
                     traceback.print_exc(file=sys.__stderr__)
-                continue
-            future = self._replies.pop(str(message.parent_header.get("msg_id")), None)
-            if future is not None and not future.done():
-                future.set_result(message)

@@ -75,6 +75,18 @@ class Renderer:
             return source if source.endswith("\n") else source + "\n"
         return highlight(source, PythonLexer(), self._formatter)
 
+    def output(self, kind: str, content: dict[str, Any]) -> str:
+        """An iopub output message's text ("" for kinds that show nothing)."""
+        if kind == "stream":
+            return self.stream(content)
+        if kind == "execute_result":
+            return self.result(content)
+        if kind in ("display_data", "update_display_data"):
+            return self.display(content)
+        if kind == "error":
+            return self.error(content)
+        return ""
+
     def stream(self, content: dict[str, Any]) -> str:
         text = str(content.get("text", ""))
         return self.style("stderr", text) if content.get("name") == "stderr" and self.color else text
