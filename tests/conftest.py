@@ -204,6 +204,36 @@ class Client:
         self.kc.stop_channels()
 
 
+def drive_poll_host(kernel: Any, connect: Any, client_work: Any, frame: Any = None, timeout: float = 30) -> Any:
+    """Be a ``loop="poll"`` host on this thread: run ``frame()`` (default:
+    ``kernel.poll()`` and a 1 ms nap) until a client in another thread has
+    done ``client_work(client)``; return its value, or raise its exception."""
+    import threading
+
+    results: dict[str, Any] = {}
+
+    def client_side() -> None:
+        try:
+            results["value"] = client_work(connect(str(kernel.connection_file)))
+        except BaseException as exc:  # reported below, on the host thread
+            results["error"] = exc
+
+    def default_frame() -> None:
+        kernel.poll()
+        time.sleep(0.001)
+
+    helper = threading.Thread(target=client_side)
+    helper.start()
+    deadline = time.monotonic() + timeout
+    while helper.is_alive() and time.monotonic() < deadline:
+        (frame or default_frame)()
+    helper.join(5)
+    if "error" in results:
+        raise results["error"]
+    assert "value" in results, "client did not finish: the host loop stalled"
+    return results["value"]
+
+
 @pytest.fixture
 def connect() -> Iterator[Any]:
     clients: list[Client] = []

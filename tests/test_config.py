@@ -62,31 +62,23 @@ def test_bad_env_value_names_the_variable(monkeypatch):
         load_config({})
 
 
-def test_broken_config_file_names_the_file(tmp_path, monkeypatch):
-    path = tmp_path / "broken.py"
-    path.write_text("c.KernelConfig.name = (\n")
+@pytest.mark.parametrize(
+    ("file_name", "text", "named"),
+    [
+        ("broken.py", "c.KernelConfig.name = (\n", "broken.py"),  # a syntax error: the file is named
+        ("typo.py", "c.KernelConfig.stream_flush_intervall = 0.1\n", "stream_flush_intervall"),  # the option
+        ("bad.json", '{"KernelConfig": {"poll_budget": -1}}', "bad.json"),  # a bad value: the file
+    ],
+)
+def test_config_file_errors_say_where(tmp_path, monkeypatch, file_name, text, named):
+    path = tmp_path / file_name
+    path.write_text(text)
     monkeypatch.setenv("ZEMBED_CONFIG", str(path))
-    with pytest.raises(zembed.UsageError, match="broken.py"):
+    with pytest.raises(zembed.UsageError, match=named):
         load_config({})
 
 
 def test_missing_config_file_named_by_env(monkeypatch, tmp_path):
     monkeypatch.setenv("ZEMBED_CONFIG", str(tmp_path / "nope.py"))
     with pytest.raises(zembed.UsageError, match="not a file"):
-        load_config({})
-
-
-def test_unknown_option_in_config_file_is_named(tmp_path, monkeypatch):
-    path = tmp_path / "typo.py"
-    path.write_text("c.KernelConfig.stream_flush_intervall = 0.1\n")
-    monkeypatch.setenv("ZEMBED_CONFIG", str(path))
-    with pytest.raises(zembed.UsageError, match="stream_flush_intervall"):
-        load_config({})
-
-
-def test_bad_value_in_config_file_names_the_file(tmp_path, monkeypatch):
-    path = tmp_path / "bad.json"
-    path.write_text('{"KernelConfig": {"poll_budget": -1}}')
-    monkeypatch.setenv("ZEMBED_CONFIG", str(path))
-    with pytest.raises(zembed.UsageError, match="bad.json"):
         load_config({})

@@ -76,20 +76,19 @@ def test_interrupt_input_and_busy_in_a_toolkit_host(toolkit_host, connect, loop,
 
 
 def test_auto_and_named_loops_explain_what_is_missing():
+    import tkinter
+
+    from PySide6 import QtCore
+
     from zembed.loops import resolve_loop
     from zembed.loops.qt_loop import QtLoop
 
-    pytest.importorskip("PySide6.QtCore")
-    from PySide6 import QtCore
-
-    if QtCore.QCoreApplication.instance() is None:
-        with pytest.raises(UsageError, match="QApplication .* to exist"):
-            QtLoop(QtCore)
-    import tkinter
-
-    if getattr(tkinter, "_default_root", None) is None:
-        with pytest.raises(UsageError, match="tkinter.Tk\\(\\) root"):
-            resolve_loop("tk")
+    assert QtCore.QCoreApplication.instance() is None  # this test process has no Qt application
+    with pytest.raises(UsageError, match="QApplication .* to exist"):
+        QtLoop(QtCore)
+    assert getattr(tkinter, "_default_root", None) is None  # ... and no Tk root
+    with pytest.raises(UsageError, match="tkinter.Tk\\(\\) root"):
+        resolve_loop("tk")
     with pytest.raises(UsageError, match="'qt', 'tk'"):
         resolve_loop("wx")
 

@@ -4,41 +4,16 @@ profiler, after cells and after interrupts."""
 from __future__ import annotations
 
 import cProfile
-import threading
 import time
 
 import pytest
+from conftest import drive_poll_host
 
 import zembed
 
 # The failure mode is a spin in C that a SIGALRM handler never gets to run
 # in: the thread method dumps stacks and ends the run instead.
 pytestmark = pytest.mark.timeout(60, method="thread")
-
-
-def drive(kernel, connect, client_work):
-    """Pump ``kernel.poll()`` on this (the host's) thread while a client works."""
-    results: dict = {}
-
-    def client_side():
-        try:
-            results["value"] = client_work(connect(str(kernel.connection_file)))
-        except BaseException as exc:  # reported below, on the host thread
-            results["error"] = exc
-        finally:
-            results["done"] = True
-
-    helper = threading.Thread(target=client_side)
-    helper.start()
-    deadline = time.monotonic() + 30
-    while "done" not in results and time.monotonic() < deadline:
-        kernel.poll()
-        time.sleep(0.001)
-    helper.join(5)
-    if "error" in results:
-        raise results["error"]
-    assert "done" in results, "client did not finish: the host loop stalled"
-    return results["value"]
 
 
 def test_cells_run_under_a_host_profiler(connect):
@@ -48,7 +23,7 @@ def test_cells_run_under_a_host_profiler(connect):
     with zembed.start_kernel({}, loop="poll") as kernel:
         profiler.enable()
         try:
-            value = drive(kernel, connect, lambda c: [c.value(f"{i} * 2") for i in range(5)])
+            value = drive_poll_host(kernel, connect, lambda c: [c.value(f"{i} * 2") for i in range(5)])
         finally:
             profiler.disable()
     assert value == [0, 2, 4, 6, 8]
@@ -71,7 +46,7 @@ def test_interrupted_cells_under_a_host_profiler(connect):
     with zembed.start_kernel({}, loop="poll") as kernel:
         profiler.enable()
         try:
-            assert drive(kernel, connect, work) == ["KeyboardInterrupt"] * 3 + ["after"]
+            assert drive_poll_host(kernel, connect, work) == ["KeyboardInterrupt"] * 3 + ["after"]
         finally:
             profiler.disable()
 
@@ -88,20 +63,15 @@ def test_late_interrupts_are_spent_inside_the_kernel(connect):
 
     reached_host = 0
     with zembed.start_kernel({}, loop="poll") as kernel:
-        results: dict = {}
 
-        def client_side():
-            results["value"] = work(connect(str(kernel.connection_file)))
-
-        helper = threading.Thread(target=client_side)
-        helper.start()
-        deadline = time.monotonic() + 30
-        while helper.is_alive() and time.monotonic() < deadline:
+        def frame() -> None:
+            nonlocal reached_host
             try:
                 kernel.poll()
                 sum(range(100))  # host code between cells
             except KeyboardInterrupt:
                 reached_host += 1
-        helper.join(5)
-    assert results.get("value") == "ok"
+
+        value = drive_poll_host(kernel, connect, work, frame)
+    assert value == "ok"
     assert reached_host == 0

@@ -64,24 +64,13 @@ def test_profile_host_rejects_bad_input_and_overlap(host_and_client):
 
 def test_stopping_mid_profile_leaves_no_profiler_behind(connect):
     import sys
-    import threading
+
+    from conftest import drive_poll_host
 
     import zembed
 
     with zembed.start_kernel({}, loop="poll") as kernel:
-        results = {}
-
-        def client_side():
-            results["out"] = connect(str(kernel.connection_file)).run("%profile_host 60")
-            results["done"] = True
-
-        helper = threading.Thread(target=client_side)
-        helper.start()
-        deadline = time.monotonic() + 20
-        while "done" not in results and time.monotonic() < deadline:
-            kernel.poll()
-            time.sleep(0.005)
-        helper.join(5)
+        drive_poll_host(kernel, connect, lambda client: client.run("%profile_host 60"), timeout=20)
         assert sys.getprofile() is not None  # profiling this (the host's) thread now
     # the with block stopped the kernel on this thread: the profiler is gone
     assert sys.getprofile() is None

@@ -83,12 +83,17 @@ class _Pending:
     """One request's progress: fed messages, it knows when the request is
     complete (its reply, and ``idle`` when asked for)."""
 
-    def __init__(self, msg_id: str, wait_for_idle: bool, on_output: OutputHandler | None) -> None:
+    def __init__(self, msg_id: str, wait_for_idle: bool, on_output: OutputHandler | None, limit: float) -> None:
         self.msg_id = msg_id
+        self.limit = limit  # seconds to wait in all
+        self.deadline = time.monotonic() + limit
         self.reply: Message | None = None
         self.idle = not wait_for_idle
         self.result = Result()
         self._on_output = on_output
+
+    def left(self) -> float:
+        return self.deadline - time.monotonic()
 
     @property
     def done(self) -> bool:
@@ -215,6 +220,22 @@ class _Connection:
         self._sockets["hb"].linger = 0
         self._sockets["hb"].connect(address(self.info, "hb"))
 
+    def _begin(
+        self,
+        channel: str,
+        msg_id: str,
+        timeout: float | None,
+        on_output: OutputHandler | None,
+        wait_for_idle: bool,
+        poller: Any,
+    ) -> tuple[_Pending, Any]:
+        """A request's progress, and ``poller`` watching its reply channel and iopub."""
+        pending = _Pending(msg_id, wait_for_idle, on_output, self.timeout if timeout is None else timeout)
+        reply_socket = self._sockets[channel]
+        for sock in (reply_socket, self._sockets["iopub"]):
+            poller.register(sock, zmq.POLLIN)
+        return pending, reply_socket
+
     def _overdue(self, limit: float, alive: bool) -> Exception:
         if not alive:
             return HostDied(f"the host of {self.connection_file.name} stopped answering its heartbeat")
@@ -317,17 +338,11 @@ class Client(_Connection):
     def _collect(
         self, channel: str, msg_id: str, timeout: float | None, on_output: OutputHandler | None, wait_for_idle: bool
     ) -> tuple[Message, Result]:
-        limit = self.timeout if timeout is None else timeout
-        deadline = time.monotonic() + limit
-        pending = _Pending(msg_id, wait_for_idle, on_output)
-        reply_socket = self._sockets[channel]
         poller = zmq.Poller()
-        poller.register(reply_socket, zmq.POLLIN)
-        poller.register(self._sockets["iopub"], zmq.POLLIN)
+        pending, reply_socket = self._begin(channel, msg_id, timeout, on_output, wait_for_idle, poller)
         while not pending.done:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise self._overdue(limit, self.alive())
+            if (left := pending.left()) <= 0:
+                raise self._overdue(pending.limit, self.alive())
             for sock, _ in poller.poll(int(min(left, 0.25) * 1000) + 1):
                 message = self._parse(sock.recv_multipart())
                 if message is not None:
@@ -409,17 +424,11 @@ class AsyncClient(_Connection):
     async def _collect(
         self, channel: str, msg_id: str, timeout: float | None, on_output: OutputHandler | None, wait_for_idle: bool
     ) -> tuple[Message, Result]:
-        limit = self.timeout if timeout is None else timeout
-        deadline = time.monotonic() + limit
-        pending = _Pending(msg_id, wait_for_idle, on_output)
-        reply_socket = self._sockets[channel]
         poller = zmq.asyncio.Poller()
-        poller.register(reply_socket, zmq.POLLIN)
-        poller.register(self._sockets["iopub"], zmq.POLLIN)
+        pending, reply_socket = self._begin(channel, msg_id, timeout, on_output, wait_for_idle, poller)
         while not pending.done:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise self._overdue(limit, await self.alive())
+            if (left := pending.left()) <= 0:
+                raise self._overdue(pending.limit, await self.alive())
             for sock, _ in await poller.poll(int(min(left, 0.25) * 1000) + 1):
                 message = self._parse(await sock.recv_multipart())
                 if message is not None:
