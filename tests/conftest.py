@@ -54,6 +54,7 @@ def runtime_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))  # no user config file leaks in
     for key in [k for k in os.environ if k.startswith("ZEMBED_")]:
         monkeypatch.delenv(key)
+    monkeypatch.setenv("ZEMBED_DATA_DIR", str(tmp_path / "data"))  # history and crash reports stay in the test
     return path
 
 

@@ -78,7 +78,7 @@ def test_threads_added_while_running():
     before = psutil.Process().num_threads()
     with zembed.start_kernel({}, loop="poll"):
         added = psutil.Process().num_threads() - before
-    assert added <= 4  # socket thread, heartbeat, libzmq's I/O thread and reaper
+    assert added <= 5  # socket thread, heartbeat, history writer, libzmq's I/O thread and reaper
 
 
 def test_context_manager_and_idempotent_stop():
@@ -131,7 +131,7 @@ def test_misuse_gives_clear_errors():
     with pytest.raises(zembed.UsageError, match="must be a dict"):
         zembed.start_kernel([1, 2])  # type: ignore[arg-type]
     with pytest.raises(zembed.UsageError, match="refusing to bind"):
-        zembed.start_kernel({}, ip="0.0.0.0", loop="poll")
+        zembed.start_kernel({}, ip="0.0.0.0", encryption="none", loop="poll")
     with pytest.raises(zembed.UsageError, match="unknown option"):
         zembed.start_kernel({}, colour="red")
     loop = asyncio.new_event_loop()
@@ -143,8 +143,11 @@ def test_misuse_gives_clear_errors():
 
 
 def test_insecure_remote_needs_explicit_opt_in(caplog):
-    with zembed.start_kernel({}, ip="0.0.0.0", allow_insecure_remote=True, loop="poll") as kernel:
+    with zembed.start_kernel(
+        {}, ip="0.0.0.0", encryption="none", allow_insecure_remote=True, loop="poll"
+    ) as kernel:
         assert kernel.connection_info["ip"] == "0.0.0.0"
+        assert "curve_publickey" not in kernel.connection_info
     assert "WITHOUT encryption" in caplog.text
 
 

@@ -71,10 +71,32 @@ class KernelConfig(HasTraits):
         help="Seconds of kernel work one poll() or loop callback may take before it "
         "yields back to the host (a cell that runs longer is never cut).",
     ).tag(config=True)
+    encryption = Enum(
+        ["auto", "curve", "none"],
+        "auto",
+        help="CurveZMQ encryption of all five sockets: 'auto' (on when binding a non-loopback "
+        "address), 'curve' (always, tcp only) or 'none'. The keys go in the connection file "
+        "(curve_publickey, curve_secretkey), where jupyter_client 8.9+ finds them.",
+    ).tag(config=True)
     allow_insecure_remote = Bool(
         False,
-        help="Allow binding a non-loopback address. Anyone who reaches the iopub port can "
-        "read output without the key, so this is refused unless set; a warning is logged.",
+        help="Allow binding a non-loopback address WITHOUT encryption (encryption='none'). Anyone "
+        "who reaches the iopub port could read all output, so this is refused unless set; "
+        "a warning is logged when it is.",
+    ).tag(config=True)
+    data_dir = Unicode(
+        "",
+        help="Where history and crash reports are kept, per app name; empty means "
+        "$XDG_DATA_HOME/zembed (~/.local/share/zembed; the platform's data dir elsewhere).",
+    ).tag(config=True)
+    persistent_history = Bool(
+        True, help="Keep the app's input history in DATA_DIR/apps/NAME/history.sqlite (else in memory)."
+    ).tag(config=True)
+    history_limit = Int(100_000, help="Entries of history kept per app name; the oldest go first.").tag(config=True)
+    crash_recovery = Bool(
+        True,
+        help="Keep a run record and a crash log (faulthandler, all threads) so that the next start "
+        "of the app, zconsole and `zembed crashes` can say how and in which cell a host died.",
     ).tag(config=True)
 
     @validate("name")
@@ -83,6 +105,12 @@ class KernelConfig(HasTraits):
         if not value.strip():
             raise TraitError("name must not be empty")
         return value
+
+    @validate("history_limit")
+    def _check_history_limit(self, proposal: Any) -> int:
+        if proposal["value"] < 1:
+            raise TraitError("history_limit must be at least 1 (use persistent_history=False to keep it in memory)")
+        return int(proposal["value"])
 
     @validate("stream_flush_interval", "poll_budget")
     def _check_positive(self, proposal: Any) -> float:

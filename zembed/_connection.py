@@ -39,6 +39,27 @@ def jupyter_data_dir() -> Path:
     return (Path(xdg) if xdg else home / ".local" / "share") / "jupyter"
 
 
+def zembed_data_dir() -> Path:
+    """Where zembed keeps what outlives a process (history, crash reports):
+    ``$ZEMBED_DATA_DIR``, else the platform's user data dir + ``/zembed``."""
+    if os.environ.get("ZEMBED_DATA_DIR"):
+        return Path(os.environ["ZEMBED_DATA_DIR"]).expanduser()
+    home = Path.home()
+    if sys.platform == "darwin":
+        return home / "Library" / "Application Support" / "zembed"
+    if os.name == "nt":
+        local = os.environ.get("LOCALAPPDATA")
+        return Path(local) / "zembed" if local else home / "AppData" / "Local" / "zembed"
+    xdg = os.environ.get("XDG_DATA_HOME")
+    return (Path(xdg) if xdg else home / ".local" / "share") / "zembed"
+
+
+def app_data_dir(app: str, data_dir: str | os.PathLike[str] | None = None) -> Path:
+    """The folder of one app name: its history, runs and crash reports."""
+    base = Path(data_dir).expanduser() if data_dir else zembed_data_dir()
+    return base.absolute() / "apps" / safe_app_name(app)
+
+
 def runtime_dir() -> Path:
     """``$JUPYTER_RUNTIME_DIR``, else Jupyter's data dir + ``/runtime``."""
     env = os.environ.get("JUPYTER_RUNTIME_DIR")

@@ -19,6 +19,7 @@ from ._capture import OutputBuffer, captured_streams
 from ._display import format_bundle, publishing
 from ._execute import error_content, evaluate_expressions, run_cell
 from ._protocol import PROTOCOL_VERSION, Message
+from ._recovery import describe
 from ._version import __version__
 
 if TYPE_CHECKING:
@@ -34,11 +35,12 @@ Handler = Callable[["Kernel", "Request"], Content | None]
 class Request:
     """One request being handled: where its replies and outputs go."""
 
-    __slots__ = ("kernel", "channel", "message", "afterwards")
+    __slots__ = ("kernel", "channel", "message", "afterwards", "history_change")
 
     def __init__(self, kernel: Kernel, channel: str, message: Message) -> None:
         self.kernel, self.channel, self.message = kernel, channel, message
         self.afterwards: list[Callable[[], None]] = []  # run after this request's idle
+        self.history_change = 0  # the reply waits until the history has committed this change
 
     @property
     def content(self) -> Content:
@@ -49,7 +51,9 @@ class Request:
 
     def reply(self, content: Content, msg_type: str | None = None) -> None:
         reply_type = msg_type or self.message.msg_type.replace("_request", "_reply")
-        self.kernel.send(self.channel, reply_type, content, self.message.header, self.message.idents)
+        self.kernel.send(
+            self.channel, reply_type, content, self.message.header, self.message.idents, after_history=self.history_change
+        )
 
 
 class CellOutput:
@@ -132,10 +136,7 @@ def kernel_info(kernel: Kernel, request: Request) -> Content:
             "codemirror_mode": {"name": "python", "version": 3},
             "nbconvert_exporter": "python",
         },
-        "banner": (
-            f"zembed {__version__}: a kernel inside {kernel.name!r} (pid {_pid()}), "
-            f"Python {_PYTHON_VERSION}, host loop {kernel.loop}\n"
-        ),
+        "banner": _banner(kernel),
         "help_links": [{"text": "zembed documentation", "url": "https://zembed.readthedocs.io"}],
         "supported_features": [],
         "debugger": False,
@@ -147,8 +148,23 @@ def kernel_info(kernel: Kernel, request: Request) -> Content:
             "executing": kernel.executing,
             "host_busy_seconds": round(kernel.host_busy_seconds(), 3),
             "execution_count": kernel.execution_count,
+            "crashes": [{**report, "text": describe(report)} for report in kernel.crashes],
+            "history": {"session": kernel.history.session_if_ready, "problem": kernel.history.problem},
+            "encrypted": "curve_publickey" in kernel.connection_info,
         },
     }
+
+
+def _banner(kernel: Kernel) -> str:
+    text = (
+        f"zembed {__version__}: a kernel inside {kernel.name!r} (pid {_pid()}), "
+        f"Python {_PYTHON_VERSION}, host loop {kernel.loop}\n"
+    )
+    for report in kernel.crashes:
+        text += f"!! {describe(report)}\n   the report: zembed crashes {kernel.name}\n"
+    if kernel.history.problem:
+        text += f"!! {kernel.history.problem}\n"
+    return text
 
 
 def _pid() -> int:
@@ -187,7 +203,8 @@ def execute(kernel: Kernel, request: Request) -> Content:
     if not silent:
         request.publish("execute_input", {"code": code, "execution_count": count})
     if store_history:
-        kernel.history.append(count, code)
+        request.history_change = kernel.history.append(count, code)
+    kernel.record_cell(count, request.message.msg_id, code)
 
     buffer = OutputBuffer()
     output = CellOutput(request, buffer)
@@ -217,6 +234,7 @@ def execute(kernel: Kernel, request: Request) -> Content:
                 expressions = evaluate_expressions(user_expressions, kernel.namespace, format_bundle)
     finally:
         output.flush()
+        kernel.cell_done()
 
     if result.exit_requested:
         return {
@@ -238,7 +256,7 @@ def execute(kernel: Kernel, request: Request) -> Content:
             "execute_result", {"execution_count": count, "data": result.data, "metadata": result.metadata or {}}
         )
         if store_history:
-            kernel.history.set_output(count, result.data.get("text/plain", ""))
+            request.history_change = kernel.history.set_output(count, result.data.get("text/plain", ""))
     return {"status": "ok", "execution_count": count, "user_expressions": expressions, "payload": []}
 
 

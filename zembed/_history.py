@@ -1,70 +1,280 @@
-"""Input history of a kernel, answering ``history_request``.
+"""Input history of an app, answering ``history_request``: SQLite, per app name.
 
 Entries are ``(session, line, input, output)``; ``session`` numbers a
-kernel run and ``line`` is the execution count.  Kept in memory and bounded;
-the spec's three access types are served: ``tail`` (last n), ``range``
-(session, start, stop; a session <= 0 counts back from the current one) and
-``search`` (glob ``pattern``, optionally ``unique``, last n).
+kernel run of the app (each start takes the next number) and ``line`` is
+the execution count.  The spec's three access types are served across
+sessions: ``tail`` (last n), ``range`` (session, start, stop; a session
+<= 0 counts back from the current one) and ``search`` (glob ``pattern``,
+optionally ``unique``, last n).
+
+Writes never block the host's thread: ``append`` and ``set_output`` queue
+the change for a writer thread, which commits batches in WAL mode
+(``synchronous=NORMAL``: a crashed process loses nothing it wrote; only a
+machine crash could).  ``append`` returns a sequence number and
+``committed`` says how far the writer got: the kernel sends an
+``execute_reply`` only once its entry is committed, so nothing a client was
+told about is lost.
+
+The database is bounded (``limit`` entries; the oldest go) and checked when
+opened: a corrupt file is moved aside and a new one made, with a warning.
+With no path, history lives in memory (same queries, same bound).
 """
 
 from __future__ import annotations
 
-import fnmatch
-from collections import deque
+import logging
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+log = logging.getLogger("zembed")
+
 Entry = tuple[int, int, str, "str | None"]
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS history (
+    id INTEGER PRIMARY KEY, session INTEGER NOT NULL, line INTEGER NOT NULL,
+    source TEXT NOT NULL, output TEXT, UNIQUE (session, line));
+CREATE TABLE IF NOT EXISTS sessions (session INTEGER PRIMARY KEY, pid INTEGER, started TEXT);
+"""
+PRUNE_EVERY = 1000
+READY_TIMEOUT = 5.0
 
 
 class History:
-    def __init__(self, session: int = 1, limit: int = 100_000) -> None:
-        self.session = session
-        self._entries: deque[Entry] = deque(maxlen=limit)
+    def __init__(
+        self,
+        path: Path | None = None,
+        limit: int = 100_000,
+        on_commit: Callable[[], None] | None = None,
+        pid: int = 0,
+    ) -> None:
+        self.path = path
+        self.limit = max(1, limit)
+        self.problem: str | None = None  # what went wrong with the file, if anything (shown in kernel_info)
+        self._on_commit = on_commit
+        self._pid = pid
+        self._queue: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
+        self._seq = 0
+        self.committed = 0  # the writer has committed every change up to this sequence number
+        self._session = 0
+        self._ready = threading.Event()
+        self._read_lock = threading.Lock()
+        self._reader: sqlite3.Connection | None = None
+        self._writer = threading.Thread(target=self._run, name="zembed-history", daemon=True)
+        self._writer.start()
 
-    def append(self, line: int, source: str, output: str | None = None) -> None:
-        self._entries.append((self.session, line, source, output))
+    # -- the host's thread ----------------------------------------------------
 
-    def set_output(self, line: int, output: str) -> None:
-        if self._entries and self._entries[-1][:2] == (self.session, line):
-            session, line_no, source, _ = self._entries[-1]
-            self._entries[-1] = (session, line_no, source, output)
+    @property
+    def session(self) -> int:
+        self._ready.wait(READY_TIMEOUT)
+        return self._session
+
+    @property
+    def session_if_ready(self) -> int | None:
+        return self._session if self._ready.is_set() else None
+
+    def append(self, line: int, source: str, output: str | None = None, session: int | None = None) -> int:
+        """Queue an entry; return its sequence number (see ``committed``)."""
+        return self._put("add", session, line, source, output)
+
+    def set_output(self, line: int, output: str) -> int:
+        return self._put("output", None, line, output)
+
+    def _put(self, *op: Any) -> int:
+        self._seq += 1
+        self._queue.put((self._seq, *op))
+        return self._seq
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Commit what is queued, then stop the writer."""
+        self._queue.put(None)
+        if threading.current_thread() is not self._writer:
+            self._writer.join(timeout)
+        with self._read_lock:
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return int(self._read("SELECT COUNT(*) FROM history", ())[0][0])
 
     def query(self, request: dict[str, Any]) -> list[list[Any]]:
         """The ``history`` list of a ``history_reply`` for ``request``."""
         access = request.get("hist_access_type", "tail")
         with_output = bool(request.get("output", False))
-        entries = list(self._entries)
+        n = request.get("n")
         if access == "tail":
-            entries = _last(entries, request.get("n"))
+            rows = self._tail(n)
         elif access == "range":
             session = int(request.get("session", 0) or 0)
             if session <= 0:
                 session += self.session
             start = int(request.get("start", 0) or 0)
             stop = request.get("stop")
-            entries = [e for e in entries if e[0] == session and e[1] >= start and (stop is None or e[1] < int(stop))]
+            where, args = "session = ? AND line >= ?", [session, start]
+            if stop is not None:
+                where, args = where + " AND line < ?", [*args, int(stop)]
+            rows = self._read(f"SELECT session, line, source, output FROM history WHERE {where} ORDER BY id", args)
         elif access == "search":
-            pattern = str(request.get("pattern", "*"))
-            entries = [e for e in entries if fnmatch.fnmatchcase(e[2], pattern)]
+            # SQLite's GLOB is fnmatch's case-sensitive glob, but for [!...]
+            pattern = str(request.get("pattern", "*")).replace("[!", "[^")
+            rows = self._read(
+                "SELECT session, line, source, output FROM history WHERE source GLOB ? ORDER BY id", (pattern,)
+            )
             if request.get("unique"):
                 latest: dict[str, Entry] = {}
-                for e in entries:
-                    latest.pop(e[2], None)
-                    latest[e[2]] = e
-                entries = list(latest.values())
-            entries = _last(entries, request.get("n"))
+                for row in rows:
+                    latest.pop(row[2], None)
+                    latest[row[2]] = row
+                rows = list(latest.values())
+            rows = _last(rows, n)
         else:
             raise ValueError(f"unknown hist_access_type {access!r}: use tail, range or search")
         if with_output:
-            return [[s, n, [src, out]] for s, n, src, out in entries]
-        return [[s, n, src] for s, n, src, _ in entries]
+            return [[s, line, [src, out]] for s, line, src, out in rows]
+        return [[s, line, src] for s, line, src, _ in rows]
+
+    def _tail(self, n: Any) -> list[Entry]:
+        if n is None:
+            return self._read("SELECT session, line, source, output FROM history ORDER BY id", ())
+        count = int(n)
+        if count <= 0:
+            return []
+        rows = self._read("SELECT session, line, source, output FROM history ORDER BY id DESC LIMIT ?", (count,))
+        return rows[::-1]
+
+    def _read(self, sql: str, args: Any) -> list[Entry]:
+        self._wait_committed(self._seq)
+        with self._read_lock:
+            if self._reader is None:
+                self._reader = self._connect(self._database, check_same_thread=False)
+            return [tuple(row) for row in self._reader.execute(sql, args)]  # type: ignore[misc]
+
+    def _wait_committed(self, seq: int) -> None:
+        """Reads see every change queued before them (bounded wait)."""
+        self._ready.wait(READY_TIMEOUT)
+        deadline = time.monotonic() + READY_TIMEOUT
+        while self.committed < seq and self._writer.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.0005)
+
+    # -- the writer thread ----------------------------------------------------
+
+    @property
+    def _database(self) -> str:
+        return f"file:zembed-history-{id(self)}?mode=memory&cache=shared" if self.path is None else str(self.path)
+
+    @staticmethod
+    def _connect(database: str, **kwargs: Any) -> sqlite3.Connection:
+        connection = sqlite3.connect(database, uri=database.startswith("file:"), timeout=10, **kwargs)
+        connection.execute("PRAGMA busy_timeout = 10000")
+        return connection
+
+    def _open(self) -> sqlite3.Connection:
+        if self.path is None:
+            connection = self._connect(self._database)
+            connection.executescript(SCHEMA)
+            return connection
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            return self._open_file()
+        except sqlite3.DatabaseError as exc:
+            aside = self.path.with_name(f"{self.path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}")
+            self.problem = f"history database {self.path} was unreadable ({exc}); moved to {aside}, started afresh"
+            log.warning("zembed: %s", self.problem)
+            for suffix in ("", "-wal", "-shm"):
+                source = Path(f"{self.path}{suffix}")
+                if source.exists():
+                    source.rename(f"{aside}{suffix}")
+            return self._open_file()
+
+    def _open_file(self) -> sqlite3.Connection:
+        connection = self._connect(str(self.path))
+        try:
+            connection.execute("PRAGMA journal_mode = WAL")
+            connection.execute("PRAGMA synchronous = NORMAL")
+            check = connection.execute("PRAGMA quick_check").fetchone()
+            if not check or check[0] != "ok":
+                raise sqlite3.DatabaseError(f"integrity check: {check[0] if check else 'no answer'}")
+            connection.executescript(SCHEMA)
+        except BaseException:
+            connection.close()
+            raise
+        return connection
+
+    def _run(self) -> None:
+        try:
+            connection = self._open()
+            with connection:
+                self._session = connection.execute(
+                    "INSERT INTO sessions (pid, started) VALUES (?, ?)", (self._pid, time.strftime("%Y-%m-%dT%H:%M:%S"))
+                ).lastrowid or 1
+        except (sqlite3.Error, OSError) as exc:
+            self.problem = f"history database {self.path} cannot be used ({exc}); history kept in memory"
+            log.warning("zembed: %s", self.problem)
+            self.path = None
+            connection = self._open()
+            self._session = 1
+        self._ready.set()
+        added = 0
+        while True:
+            batch = [self._queue.get()]
+            while True:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            stop = None in batch
+            ops = [op for op in batch if op is not None]
+            if ops:
+                added += self._commit(connection, ops)
+                if added >= PRUNE_EVERY:
+                    added = 0
+                    self._prune(connection)
+                self.committed = ops[-1][0]
+                if self._on_commit is not None:
+                    self._on_commit()
+            if stop:
+                connection.close()
+                return
+
+    def _commit(self, connection: sqlite3.Connection, ops: list[tuple[Any, ...]]) -> int:
+        added = 0
+        try:
+            with connection:
+                for _seq, kind, session, line, *rest in ops:
+                    if kind == "add":
+                        source, output = rest
+                        connection.execute(
+                            "INSERT OR REPLACE INTO history (session, line, source, output) VALUES (?, ?, ?, ?)",
+                            (session or self._session, line, source, output),
+                        )
+                        added += 1
+                    else:
+                        connection.execute(
+                            "UPDATE history SET output = ? WHERE session = ? AND line = ?",
+                            (rest[0], self._session, line),
+                        )
+        except sqlite3.Error as exc:  # disk full, file removed: serving goes on, the loss is logged
+            log.warning("zembed: history entries not saved: %s", exc)
+        return added
+
+    def _prune(self, connection: sqlite3.Connection) -> None:
+        try:
+            with connection:
+                connection.execute(
+                    "DELETE FROM history WHERE id <= (SELECT MAX(id) FROM history) - ?", (self.limit,)
+                )
+        except sqlite3.Error as exc:
+            log.warning("zembed: history not pruned: %s", exc)
 
 
 def _last(entries: list[Entry], n: Any) -> list[Entry]:
     if n is None:
         return entries
-    n = int(n)
-    return entries[-n:] if n > 0 else []
+    count = int(n)
+    return entries[-count:] if count > 0 else []

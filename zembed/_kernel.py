@@ -29,11 +29,12 @@ import zmq
 from . import _handlers
 from ._capture import OutputBuffer
 from ._config import KernelConfig
-from ._connection import ensure_private_dir, remove_quietly, write_connection_file
+from ._connection import app_data_dir, ensure_private_dir, remove_quietly, write_connection_file
 from ._errors import UsageError
 from ._history import History
 from ._interrupt import Interrupter
 from ._protocol import SIGNATURE_SCHEME, Message, Session, new_key, utc_now
+from ._recovery import RunRecord, collect, describe, take_unannounced, unhandled_exception
 from ._sockets import SocketThread, bind_sockets
 from ._stdin import StdinBridge
 from .loops import LoopAdapter, PollLoop
@@ -60,7 +61,9 @@ class Kernel:
         self.name: str = config.name
         self.config = config
         self.execution_count = 0
-        self.history = History()
+        self.app_dir = app_data_dir(config.name, config.data_dir)
+        self.crashes: list[dict[str, Any]] = []  # reports of earlier runs that ended badly, announced by this one
+        self._record: RunRecord | None = None
         self._magics: Magics | None = None  # made on first use: see the magics property
         self.started = time.monotonic()
         self.messages_handled = 0
@@ -83,7 +86,7 @@ class Kernel:
         self._stopped = False
         self.detached = False
 
-        self._check_address(config)
+        curve = self._check_address(config)
         key = new_key()
         self.session = Session(key)
         self._topic_prefix = f"kernel.{self.session.session_id}.".encode()
@@ -98,10 +101,20 @@ class Kernel:
                 ip = str(self.connection_file.with_suffix("")) + "-ipc"
             ensure_private_dir(Path(ip).parent)  # the socket files live there
         try:
-            sockets, bound = bind_sockets(context, config.transport, ip, ports, config.max_message_bytes)
+            sockets, bound = bind_sockets(
+                context, config.transport, ip, ports, config.max_message_bytes, curve[1] if curve else None
+            )
         except BaseException:
             context.term()
             raise
+        self.history = History(
+            self.app_dir / "history.sqlite" if config.persistent_history else None,
+            config.history_limit,
+            on_commit=self.flush_soon,
+            pid=os.getpid(),
+        )
+        if config.crash_recovery:
+            self._start_recovery()
         self.connection_info: dict[str, Any] = {
             **{f"{c}_port": p for c, p in bound.items()},
             "ip": ip,
@@ -109,8 +122,17 @@ class Kernel:
             "transport": config.transport,
             "signature_scheme": SIGNATURE_SCHEME,
             "kernel_name": "zembed",
-            "zembed": {"app": self.name, "pid": os.getpid(), "started": utc_now(), "loop": adapter.name},
+            "zembed": {
+                "app": self.name,
+                "pid": os.getpid(),
+                "started": utc_now(),
+                "loop": adapter.name,
+                "app_dir": str(self.app_dir),
+            },
         }
+        if curve:
+            self.connection_info["curve_publickey"] = curve[0].decode("ascii")
+            self.connection_info["curve_secretkey"] = curve[1].decode("ascii")
         self._sockets = SocketThread(
             context,
             sockets,
@@ -125,21 +147,56 @@ class Kernel:
             write_connection_file(self.connection_file, self.connection_info)
         except BaseException:
             self._sockets.stop()
+            self.history.close()
+            if self._record is not None:
+                self._record.close()
             raise
-        atexit.register(self.stop)
+        atexit.register(self._stop_at_exit)
         self.publish("status", {"execution_state": "starting"})
         log.info("zembed: kernel %r serving on %s (loop: %s)", self.name, self.connection_file, adapter.name)
+        for report in self.crashes:
+            log.warning("zembed: %s (zembed crashes %s)", describe(report), self.name)
 
     @staticmethod
-    def _check_address(config: KernelConfig) -> None:
-        if config.transport != "tcp" or config.ip in ("127.0.0.1", "localhost", "::1") or config.ip.startswith("127."):
-            return
+    def _check_address(config: KernelConfig) -> tuple[bytes, bytes] | None:
+        """The Curve keypair to serve with, or None; refuse unsafe binds."""
+        loopback = config.transport != "tcp" or config.ip in ("localhost", "::1") or config.ip.startswith("127.")
+        wanted = config.encryption == "curve" or (config.encryption == "auto" and not loopback)
+        if wanted:
+            if not zmq.has("curve"):
+                raise UsageError(
+                    "CurveZMQ encryption is needed but this pyzmq's libzmq lacks it; "
+                    "install a pyzmq wheel (they bundle libzmq with Curve) or bind loopback"
+                )
+            return zmq.curve_keypair()
+        if loopback:
+            return None
         if not config.allow_insecure_remote:
             raise UsageError(
-                f"refusing to bind {config.ip!r}: anyone who reaches the iopub port could read all output. "
-                "Bind loopback and use an SSH tunnel, or pass allow_insecure_remote=True to accept the risk."
+                f"refusing to bind {config.ip!r} without encryption: anyone who reaches the iopub port could "
+                "read all output. Use encryption='auto' or 'curve' (CurveZMQ), or bind loopback and use an "
+                "SSH tunnel, or pass allow_insecure_remote=True to accept the risk."
             )
-        log.warning("zembed: binding %s WITHOUT encryption: output is readable by anyone on the network", config.ip)
+        log.warning(
+            "zembed: WARNING: binding %s WITHOUT encryption (allow_insecure_remote): everything the kernel "
+            "sends, and every cell sent to it, is readable by anyone on the network",
+            config.ip,
+        )
+        return None
+
+    def _start_recovery(self) -> None:
+        """Explain earlier runs that ended badly, then keep our own record.
+        A data dir that cannot be written costs the recovery, not the kernel."""
+        try:
+            collect(self.app_dir)
+            self.crashes = take_unannounced(self.app_dir)
+            self._record = RunRecord(self.app_dir, self.name, self.connection_file)
+        except OSError as exc:
+            log.warning("zembed: crash recovery is off: cannot write %s (%s)", self.app_dir, exc)
+
+    def _stop_at_exit(self) -> None:
+        # The interpreter is ending: an unhandled exception may be the reason.
+        self._stop(unhandled_exception())
 
     # -- public API --------------------------------------------------------
 
@@ -188,6 +245,9 @@ class Kernel:
         Called from a cell (``kernel.stop()``, or a GUI's quit handler the
         cell set off), the stop waits until that request is answered: its
         reply and output still reach the client."""
+        self._stop(None)
+
+    def _stop(self, unhandled: BaseException | None) -> None:
         if self._in_host_batch and threading.get_ident() == self._host_thread:
             self._stop_requested = True
             return
@@ -195,7 +255,7 @@ class Kernel:
             if self._stopped:
                 return
             self._stopped = True
-        atexit.unregister(self.stop)
+        atexit.unregister(self._stop_at_exit)
         for callback in self._stop_callbacks:
             try:
                 callback()
@@ -207,6 +267,9 @@ class Kernel:
         remove_quietly(self.connection_file)
         self._adapter.close()
         self._host_queue.clear()
+        self.history.close()
+        if self._record is not None:
+            self._record.close(unhandled)
         log.info("zembed: kernel %r stopped", self.name)
 
     def __enter__(self) -> Kernel:
@@ -289,13 +352,27 @@ class Kernel:
         parent: dict[str, Any] | None = None,
         idents: list[bytes] | None = None,
         metadata: dict[str, Any] | None = None,
+        after_history: int = 0,
     ) -> str:
-        """Queue a message for sending; return its msg_id."""
+        """Queue a message for sending; return its msg_id.  With
+        ``after_history``, it (and all sent after it) waits until the
+        history has committed that change: a reply never promises what a
+        crash could still take back."""
         header = self.session.header(msg_type)
         if not self._stopped:
             frames = self.session.serialize(msg_type, content, parent, metadata, idents, header=header)
-            self._sockets.send(channel, frames, wake=not self._in_host_batch)
+            barrier = (self.history, after_history) if after_history else None
+            self._sockets.send(channel, frames, wake=not self._in_host_batch, barrier=barrier)
         return str(header["msg_id"])
+
+    def record_cell(self, count: int, msg_id: str, code: str) -> None:
+        """Note the cell about to run, for a crash report (host thread)."""
+        if self._record is not None:
+            self._record.cell_started(count, msg_id, code, self.history.session_if_ready)
+
+    def cell_done(self) -> None:
+        if self._record is not None:
+            self._record.cell_finished()
 
     def flush_soon(self) -> None:
         """Send what is queued now rather than at the next tick."""

@@ -33,6 +33,8 @@ from ._protocol import Message, Session
 
 log = logging.getLogger("zembed")
 
+Barrier = tuple[Any, int]  # (something with a ``committed`` number, the number to wait for)
+
 # Sockets that carry requests, in the order they are served each turn:
 # control first, so interrupt and shutdown overtake a queue of executes.
 REQUEST_CHANNELS = ("control", "shell", "stdin")
@@ -63,9 +65,16 @@ class RateLimitedLog:
 
 
 def bind_sockets(
-    context: zmq.Context[Any], transport: str, ip: str, ports: dict[str, int], max_message_bytes: int
+    context: zmq.Context[Any],
+    transport: str,
+    ip: str,
+    ports: dict[str, int],
+    max_message_bytes: int,
+    curve_secretkey: bytes | None = None,
 ) -> tuple[dict[str, zmq.Socket[Any]], dict[str, int]]:
-    """Create and bind one socket per channel; return them and their ports."""
+    """Create and bind one socket per channel; return them and their ports.
+    With ``curve_secretkey``, every socket is a CurveZMQ server: a peer
+    that does not know the matching public key cannot even connect."""
     sockets: dict[str, zmq.Socket[Any]] = {}
     bound: dict[str, int] = {}
     try:
@@ -73,6 +82,9 @@ def bind_sockets(
             sock = context.socket(kind)
             sockets[channel] = sock
             sock.linger = LINGER_MS
+            if curve_secretkey is not None:
+                sock.curve_server = True
+                sock.curve_secretkey = curve_secretkey
             if kind == zmq.ROUTER or kind == zmq.XPUB:
                 sock.setsockopt(zmq.MAXMSGSIZE, max_message_bytes)
             if channel == "iopub":
@@ -131,7 +143,7 @@ class SocketThread(threading.Thread):
         self._on_subscribe = on_subscribe
         self._on_tick = on_tick
         self._tick_interval = tick_interval
-        self._outbox: deque[tuple[str, list[bytes]]] = deque()
+        self._outbox: deque[tuple[str, list[bytes], Barrier | None]] = deque()
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
@@ -142,11 +154,14 @@ class SocketThread(threading.Thread):
 
     # -- any thread ------------------------------------------------------
 
-    def send(self, channel: str, frames: list[bytes], wake: bool = True) -> None:
+    def send(self, channel: str, frames: list[bytes], wake: bool = True, barrier: Barrier | None = None) -> None:
         """Queue frames for ``channel``.  ``wake=False`` leaves them for the
         next wake-up or tick: the host thread batches a request's messages
-        and wakes once, instead of handing the GIL back and forth per message."""
-        self._outbox.append((channel, frames))
+        and wakes once, instead of handing the GIL back and forth per message.
+        With ``barrier`` (an object with ``committed``, and a number), the
+        frames, and everything queued after them, wait until
+        ``committed`` reaches the number; the committer calls ``flush_soon``."""
+        self._outbox.append((channel, frames, barrier))
         # Order matters: append, then check the flag the thread clears
         # before it drains, so no wake-up is lost and most are skipped.
         if wake and not self._wake_pending and threading.current_thread() is not self:
@@ -204,6 +219,10 @@ class SocketThread(threading.Thread):
                     self._guarded(self._on_tick)
                 self._flush_outbox()
             self._flush_outbox()
+            deadline = time.monotonic() + 2.0  # replies waiting for the history's commit: let them go out
+            while self._outbox and time.monotonic() < deadline:
+                time.sleep(0.001)
+                self._flush_outbox()
         except Exception:
             log.exception("zembed: socket thread failed; the kernel stops serving")
         finally:
@@ -247,7 +266,10 @@ class SocketThread(threading.Thread):
         self._wake_pending = False
         outbox, sockets = self._outbox, self._sockets
         while outbox:
-            channel, frames = outbox.popleft()
+            channel, frames, barrier = outbox[0]
+            if barrier is not None and barrier[0].committed < barrier[1]:
+                return  # order is kept: what follows waits too
+            outbox.popleft()
             try:
                 sockets[channel].send_multipart(frames, zmq.NOBLOCK, copy=len(frames[-1]) < 65536)
             except zmq.Again:
