@@ -152,11 +152,15 @@ def test_host_killed_then_restarted_the_console_reattaches_by_itself(start_host,
     host.kill()
     term.wait_for(rf"the host died: phoenix \(pid {host.pid}\)", timeout=3.0)
     assert time.monotonic() - killed_at < 3.0
+    # the crash record says how it ended and what ran last
+    term.wait_for(r"ended without stopping the kernel: killed .* after In \[1\]: answer = 42 \(zembed crashes phoenix\)")
     term.wait_for(r"\(waiting for phoenix\) In \[2\]: still mine$")
     term.press("Enter")  # submitting while the host is gone keeps the input
     term.wait_for(r"no host attached; kept in history")
     reborn = named_host(start_host, "phoenix")
-    term.wait_for(rf"re-attached to phoenix \(pid {reborn.pid}\)", timeout=10)
+    reattached = term.wait_for(rf"re-attached to phoenix \(pid {reborn.pid}\)", timeout=10)
+    announced = rf"the run of 'phoenix' \(pid {host.pid}\) ended without stopping the kernel"
+    term.wait_for(announced, after=reattached.end())  # the new kernel announces the crash to every client
     term.press("Up")  # the input typed while the host was dead is in the history
     term.wait_for(r"In \[1\]: still mine$")
     term.press("C-u")

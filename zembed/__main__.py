@@ -162,6 +162,54 @@ def list_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def crashes_command(args: argparse.Namespace) -> int:
+    """List crash reports (every app, or NAME's in full); collect records of hosts that just died."""
+    from ._config import load_config
+    from ._connection import app_data_dir
+    from ._errors import UsageError
+    from ._recovery import collect, describe, full_text, reports
+
+    try:
+        data_dir = load_config({}).data_dir
+    except UsageError as exc:
+        print(f"zembed: {exc}", file=sys.stderr)
+        return 2
+    if args.name:
+        app_dirs = [app_data_dir(args.name, data_dir)]
+    else:
+        apps = app_data_dir("x", data_dir).parent
+        app_dirs = sorted(p for p in apps.iterdir() if p.is_dir()) if apps.is_dir() else []
+    found = []
+    for app_dir in app_dirs:
+        collect(app_dir)
+        found += reports(app_dir)
+    found.sort(key=lambda r: str(r.get("last_seen", "")), reverse=True)
+    if args.clear:
+        for report in found:
+            Path(report["file"]).unlink(missing_ok=True)
+        print(f"removed {len(found)} crash report(s)")
+        return 0
+    if args.json:
+        print(json.dumps(found, indent=2))
+        return 0
+    if not found:
+        where = app_dirs[0] if args.name else app_data_dir("x", data_dir).parent
+        print(f"no crash reports{' for ' + repr(args.name) if args.name else ''} (in {where})")
+        return 0
+    if not args.name:
+        for report in found:
+            print(describe(report))
+        print(f"\n{len(found)} report(s); zembed crashes NAME shows one app's in full")
+        return 0
+    for report in found[: args.last]:
+        print(full_text(report) + "\n")
+    if len(found) > args.last:
+        print(f"{len(found) - args.last} older report(s) (--last N shows more):")
+        for report in found[args.last :]:
+            print("  " + describe(report))
+    return 0
+
+
 def _run_code(target: str | None, code: str, timeout: float | None) -> int:
     """Run ``code`` in a host, streaming its output here; 0 ok, 1 error, 130 interrupted."""
     from ._client import RemoteError, connect
@@ -231,6 +279,12 @@ def main(argv: list[str] | None = None) -> int:
     run_parser.add_argument("script", help="a Python file, run in the host's namespace")
     run_parser.add_argument("--timeout", type=float, default=None, help="seconds to wait (default: no limit)")
     run_parser.set_defaults(run=run_command)
+    crashes_parser = commands.add_parser("crashes", help="how hosts ended badly: crash reports, newest first")
+    crashes_parser.add_argument("name", nargs="?", help="an app name: its reports in full")
+    crashes_parser.add_argument("--last", type=int, default=1, help="with NAME: how many reports to show in full")
+    crashes_parser.add_argument("--json", action="store_true", help="print the reports as JSON")
+    crashes_parser.add_argument("--clear", action="store_true", help="remove the reports (of NAME, or all)")
+    crashes_parser.set_defaults(run=crashes_command)
     args = parser.parse_args(argv)
     if getattr(args, "name", None) == "-":
         args.name = None

@@ -204,7 +204,7 @@ def execute(kernel: Kernel, request: Request) -> Content:
         request.publish("execute_input", {"code": code, "execution_count": count})
     if store_history:
         request.history_change = kernel.history.append(count, code)
-    kernel.record_cell(count, request.message.msg_id, code)
+    kernel.record_cell(count, request.message.msg_id, code, stored=store_history)
 
     buffer = OutputBuffer()
     output = CellOutput(request, buffer)

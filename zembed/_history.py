@@ -78,9 +78,14 @@ class History:
     def session_if_ready(self) -> int | None:
         return self._session if self._ready.is_set() else None
 
-    def append(self, line: int, source: str, output: str | None = None, session: int | None = None) -> int:
+    def append(self, line: int, source: str, output: str | None = None) -> int:
         """Queue an entry; return its sequence number (see ``committed``)."""
-        return self._put("add", session, line, source, output)
+        return self._put("add", None, line, source, output)
+
+    def recover(self, session: int, line: int, source: str) -> int:
+        """Add an entry of an earlier session unless it is there (a cell
+        that crashed its host before its entry was committed)."""
+        return self._put("recover", session, line, source, None)
 
     def set_output(self, line: int, output: str) -> int:
         return self._put("output", None, line, output)
@@ -247,10 +252,11 @@ class History:
         try:
             with connection:
                 for _seq, kind, session, line, *rest in ops:
-                    if kind == "add":
+                    if kind in ("add", "recover"):
                         source, output = rest
+                        verb = "INSERT OR REPLACE" if kind == "add" else "INSERT OR IGNORE"
                         connection.execute(
-                            "INSERT OR REPLACE INTO history (session, line, source, output) VALUES (?, ?, ?, ?)",
+                            f"{verb} INTO history (session, line, source, output) VALUES (?, ?, ?, ?)",
                             (session or self._session, line, source, output),
                         )
                         added += 1

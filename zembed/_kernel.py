@@ -107,14 +107,6 @@ class Kernel:
         except BaseException:
             context.term()
             raise
-        self.history = History(
-            self.app_dir / "history.sqlite" if config.persistent_history else None,
-            config.history_limit,
-            on_commit=self.flush_soon,
-            pid=os.getpid(),
-        )
-        if config.crash_recovery:
-            self._start_recovery()
         self.connection_info: dict[str, Any] = {
             **{f"{c}_port": p for c, p in bound.items()},
             "ip": ip,
@@ -142,6 +134,14 @@ class Kernel:
             self._flush_output,
             self._tick_interval,
         )
+        self.history = History(
+            self.app_dir / "history.sqlite" if config.persistent_history else None,
+            config.history_limit,
+            on_commit=self.flush_soon,
+            pid=os.getpid(),
+        )
+        if config.crash_recovery:
+            self._start_recovery()
         self._sockets.start()
         try:
             write_connection_file(self.connection_file, self.connection_info)
@@ -190,6 +190,10 @@ class Kernel:
         try:
             collect(self.app_dir)
             self.crashes = take_unannounced(self.app_dir)
+            for report in self.crashes:  # the cell that killed the host may not have reached the history
+                cell = report.get("cell") or {}
+                if cell.get("session") and isinstance(cell.get("execution_count"), int):
+                    self.history.recover(cell["session"], cell["execution_count"], str(cell.get("code", "")))
             self._record = RunRecord(self.app_dir, self.name, self.connection_file)
         except OSError as exc:
             log.warning("zembed: crash recovery is off: cannot write %s (%s)", self.app_dir, exc)
@@ -365,10 +369,11 @@ class Kernel:
             self._sockets.send(channel, frames, wake=not self._in_host_batch, barrier=barrier)
         return str(header["msg_id"])
 
-    def record_cell(self, count: int, msg_id: str, code: str) -> None:
+    def record_cell(self, count: int, msg_id: str, code: str, stored: bool) -> None:
         """Note the cell about to run, for a crash report (host thread)."""
         if self._record is not None:
-            self._record.cell_started(count, msg_id, code, self.history.session_if_ready)
+            session = self.history.session_if_ready if stored else None
+            self._record.cell_started(count, msg_id, code, session)
 
     def cell_done(self) -> None:
         if self._record is not None:

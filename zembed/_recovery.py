@@ -70,7 +70,7 @@ def _iso(timestamp: float) -> str:
 class RunRecord:
     """The live kernel's side: the lock, the crash log and the cell file."""
 
-    def __init__(self, app_dir: Path, app: str, connection_file: Path, history_session: int | None = None) -> None:
+    def __init__(self, app_dir: Path, app: str, connection_file: Path) -> None:
         self.app_dir = app_dir
         runs = app_dir / "runs"
         runs.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -100,6 +100,7 @@ class RunRecord:
         self._closed = False
 
     def cell_started(self, count: int, msg_id: str, code: str, history_session: int | None) -> None:
+        """``history_session``: where the cell is in the history (None: not stored there)."""
         header = json.dumps({"execution_count": count, "msg_id": msg_id, "started": utc_now(), "session": history_session})
         data = b"R" + header.encode() + b"\n" + code.encode("utf-8", "surrogateescape")
         os.pwrite(self._cell_fd, data, 0)
@@ -252,6 +253,20 @@ def reports(app_dir: Path) -> list[Report]:
     return found
 
 
+def report_for(app_dir: Path, pid: int, wait: float = 2.0) -> Report | None:
+    """The report on process ``pid`` of the app, collecting its record if
+    it has just died (blocking: a dying process may still be writing it)."""
+    deadline = time.monotonic() + wait
+    while True:
+        collect(app_dir)
+        for report in reports(app_dir):
+            if report.get("pid") == pid:
+                return report
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(0.1)
+
+
 def take_unannounced(app_dir: Path) -> list[Report]:
     """Reports no kernel has announced yet, marked announced (newest first)."""
     fresh = [r for r in reports(app_dir) if not r.get("announced")]
@@ -264,9 +279,17 @@ def take_unannounced(app_dir: Path) -> list[Report]:
     return fresh
 
 
+ENDINGS = {
+    KIND_SIGNAL: "died of a fatal error",
+    KIND_EXCEPTION: "ended with an unhandled exception",
+    KIND_VANISHED: "ended without stopping the kernel",
+}
+
+
 def describe(report: Report) -> str:
     """One paragraph for a banner or a console: what ended, when, in which cell."""
-    text = f"the run of {report.get('app')!r} (pid {report.get('pid')}) {report.get('kind')}: {report.get('summary')}"
+    ending = ENDINGS.get(str(report.get("kind")), str(report.get("kind")))
+    text = f"the run of {report.get('app')!r} (pid {report.get('pid')}) {ending}: {report.get('summary')}"
     text += f"; last seen {report.get('last_seen')}"
     cell = report.get("cell")
     if cell:

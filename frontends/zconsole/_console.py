@@ -33,7 +33,7 @@ from zembed._protocol import Message
 from ._editing import COMMANDS, EXIT_WORDS, CommandCompleter, EnterRule, KernelCompleter, help_request, key_bindings
 from ._history import ConsoleHistory
 from ._link import KernelLink
-from ._liveness import successor, watch
+from ._liveness import crash_report, successor, watch
 from ._render import Renderer
 from ._screen import Screen
 
@@ -415,6 +415,10 @@ class Console:
                     f"re-attached to {self._who()}: a new host process, so names from before are gone; history is kept"
                 )
             )
+            meta = info.get("zembed")
+            for report in meta.get("crashes", []) if isinstance(meta, dict) else []:
+                if isinstance(report, dict) and report.get("text"):
+                    self.write(self.render.warning(f"{report['text']} (zembed crashes {self._app()})"))
         self.prompt.app.invalidate()
         return True
 
@@ -430,6 +434,9 @@ class Console:
             )
         )
         self._go_dead()
+        report = await asyncio.to_thread(crash_report, self.record)
+        if report is not None:
+            self.write(self.render.warning(f"{report} (zembed crashes {self._app()})"))
 
     def _go_dead(self) -> None:
         self._dead.set()

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from pathlib import Path
 
 from zembed._discovery import KernelRecord, pid_gone, resolve
 from zembed._errors import ConnectionFileError
+from zembed._recovery import describe, report_for
 
 from ._link import KernelLink
 
@@ -49,3 +51,17 @@ def successor(record: KernelRecord, wait_for: str | None) -> KernelRecord | None
     except (ConnectionFileError, OSError):
         return None
     return found if found.state in ("live", "busy") else None
+
+
+def crash_report(record: KernelRecord) -> str | None:
+    """What the dead host's crash record says (zembed kernels on this
+    machine), or None.  Blocking (the host may still be writing it)."""
+    meta = record.info.get("zembed")
+    app_dir = meta.get("app_dir") if isinstance(meta, dict) else None
+    if not isinstance(app_dir, str) or record.pid is None:
+        return None
+    try:
+        report = report_for(Path(app_dir), record.pid)
+    except OSError:
+        return None
+    return describe(report) if report is not None else None

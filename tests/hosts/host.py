@@ -41,6 +41,7 @@ class Host:
         self.thread_id = threading.get_ident()
         self.interrupts_in_host_code = 0
         self.quit = False
+        self.fail: str | None = None  # a cell sets it: the next frame raises, which ends the host's loop
         self.shutdown_calls: list[bool] = []
         self.signals_at_start: dict[int, object] = {}
         self.printed = 0
@@ -78,6 +79,8 @@ class Host:
         return sum(i * i for i in range(self.work))
 
     def frame(self) -> None:
+        if self.fail:
+            raise RuntimeError(self.fail)
         try:
             self.frames += 1
             if self.work:
