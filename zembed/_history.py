@@ -237,7 +237,7 @@ class History:
             ops = [op for op in batch if op is not None]
             if ops:
                 added += self._commit(connection, ops)
-                if added >= PRUNE_EVERY:
+                if added >= min(PRUNE_EVERY, max(1, self.limit // 10)):  # at most 10% over the limit
                     added = 0
                     self._prune(connection)
                 self.committed = ops[-1][0]

@@ -1,0 +1,146 @@
+"""Persistent history: per app, across restarts and crashes, bounded, and
+a corrupt database moved aside."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from zembed._history import History
+
+
+def tail(client, n: int = 100) -> list[list]:
+    return client.kc.history(hist_access_type="tail", n=n, reply=True, timeout=10)["content"]["history"]
+
+
+def test_history_outlives_the_host_and_serves_every_access_type(start_host, connect):
+    first = start_host("asyncio", "--name", "keeper")
+    client = connect(first.connection_file)
+    for code in ("alpha = 1", "beta = 2", "alpha + beta"):
+        client.run(code)
+    client.run("host.quit = True")
+    assert first.process.wait(10) == 0
+    client.close()
+
+    second = start_host("asyncio", "--name", "keeper")
+    client = connect(second.connection_file)
+    client.run("gamma = 3")
+    entries = tail(client)
+    assert [e[2] for e in entries] == ["alpha = 1", "beta = 2", "alpha + beta", "host.quit = True", "gamma = 3"]
+    old_session, new_session = entries[0][0], entries[-1][0]
+    assert new_session == old_session + 1
+    previous = client.kc.history(hist_access_type="range", session=-1, start=1, stop=3, reply=True, timeout=10)
+    assert [e[1:] for e in previous["content"]["history"]] == [[1, "alpha = 1"], [2, "beta = 2"]]
+    found = client.kc.history(hist_access_type="search", pattern="*a = *", unique=True, reply=True, timeout=10)
+    assert [e[2] for e in found["content"]["history"]] == ["alpha = 1", "beta = 2", "gamma = 3"]
+    with_output = client.kc.history(hist_access_type="range", session=old_session, start=3, stop=4, output=True,
+                                    reply=True, timeout=10)
+    assert with_output["content"]["history"] == [[old_session, 3, ["alpha + beta", "3"]]]
+
+
+def test_nothing_acknowledged_is_lost_when_the_host_is_killed(start_host, connect):
+    host = start_host("asyncio", "--name", "sudden")
+    client = connect(host.connection_file)
+    sent = [f"x{i} = {i}" for i in range(200)]
+    for code in sent:
+        client.run(code)
+    os.kill(host.pid, 9)  # right after the last reply: every acknowledged cell must be on disk
+    host.process.wait(10)
+    client.close()
+    again = start_host("asyncio", "--name", "sudden")
+    assert [e[2] for e in tail(connect(again.connection_file), 1000)] == sent
+
+
+def test_history_is_bounded(tmp_path):
+    history = History(tmp_path / "h.sqlite", limit=100)
+    for i in range(2500):
+        history.append(i + 1, f"cell {i}")
+    assert len(history) <= 110  # pruned every tenth of the limit
+    assert history.query({"hist_access_type": "tail", "n": 1})[0][1:] == [2500, "cell 2499"]
+    history.close()
+    assert os.path.getsize(tmp_path / "h.sqlite") < 1_000_000
+
+
+@pytest.mark.parametrize("damage", [b"this is not a database at all" * 100, b"SQLite format 3\x00" + b"\xff" * 8000])
+def test_a_corrupt_database_is_moved_aside_with_a_warning(tmp_path, caplog, damage):
+    path = tmp_path / "history.sqlite"
+    path.write_bytes(damage)
+    history = History(path)
+    history.append(1, "after the damage")
+    assert history.query({"hist_access_type": "tail", "n": 5}) == [[history.session, 1, "after the damage"]]
+    history.close()
+    aside = list(tmp_path.glob("history.sqlite.corrupt-*"))
+    assert len(aside) == 1 and aside[0].read_bytes() == damage, "the damaged file is kept for the curious"
+    assert "moved to" in caplog.text and history.problem and str(aside[0]) in history.problem
+    with sqlite3.connect(path) as check:
+        assert check.execute("PRAGMA quick_check").fetchone() == ("ok",)
+
+
+def test_the_banner_tells_of_a_history_moved_aside(start_host, connect, tmp_path):
+    app_dir = Path(os.environ["ZEMBED_DATA_DIR"]) / "apps" / "damaged"
+    app_dir.mkdir(parents=True)
+    (app_dir / "history.sqlite").write_bytes(b"garbage" * 1000)
+    host = start_host("asyncio", "--name", "damaged")
+    client = connect(host.connection_file)
+    assert client.value("1 + 1") == 2
+    info = client.kc.kernel_info(reply=True, timeout=10)["content"]
+    assert "moved to" in info["zembed"]["history"]["problem"]
+    assert "moved to" in info["banner"]
+    assert [e[2] for e in tail(client)] == ["1 + 1"]
+
+
+def test_an_unwritable_data_dir_keeps_history_in_memory(tmp_path, caplog):
+    blocked = tmp_path / "file-not-dir"
+    blocked.write_text("")
+    history = History(blocked / "history.sqlite")
+    history.append(1, "still kept")
+    assert history.query({"hist_access_type": "tail", "n": 1})[0][2] == "still kept"
+    assert history.problem and "in memory" in history.problem
+    history.close()
+
+
+def test_a_reply_waits_until_its_history_entry_is_committed(connect):
+    """The database is locked by another writer: the cell runs (its output
+    is out), its reply waits for the commit, and comes once the lock goes."""
+    import queue as queue_module
+
+    from conftest import drive_poll_host
+
+    import zembed
+
+    kernel = zembed.start_kernel({}, name="slowdisk", loop="poll")
+    try:
+        blocker = sqlite3.connect(kernel.app_dir / "history.sqlite", isolation_level=None)
+        kernel.history.session  # the writer has opened the database
+        blocker.execute("BEGIN EXCLUSIVE")
+        events: queue_module.SimpleQueue = queue_module.SimpleQueue()
+
+        def client_work(client):
+            msg_id = client.kc.execute("print('ran'); 6 * 7")
+            while True:  # the cell's own output arrives: it ran
+                msg = client.kc.get_iopub_msg(timeout=10)
+                if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "execute_result":
+                    break
+            with pytest.raises(queue_module.Empty):
+                client.kc.get_shell_msg(timeout=0.5)  # no reply while the entry is not on disk
+            events.put("release")
+            reply = client.kc.get_shell_msg(timeout=10)
+            assert reply["parent_header"]["msg_id"] == msg_id and reply["content"]["status"] == "ok"
+            return True
+
+        def frame():
+            kernel.poll()
+            try:
+                events.get(timeout=0.001)
+                blocker.execute("COMMIT")
+            except queue_module.Empty:
+                pass
+
+        assert drive_poll_host(kernel, connect, client_work, frame)
+        assert kernel.history.query({"hist_access_type": "tail", "n": 1})[0][2] == "print('ran'); 6 * 7"
+        blocker.close()
+    finally:
+        kernel.stop()
