@@ -29,7 +29,8 @@ from typing import Any
 import zmq
 import zmq.asyncio
 
-from ._connection import address, read_connection_file
+from ._connection import connect as connect_socket
+from ._connection import read_connection_file
 from ._errors import ProtocolError, ZembedError
 from ._protocol import Message, Session
 
@@ -187,7 +188,7 @@ def _open_sockets(context: zmq.Context[Any], info: dict[str, Any], identity: byt
             sock.setsockopt(zmq.IDENTITY, identity)  # the kernel answers input() to our shell identity
         if kind == zmq.SUB:
             sock.setsockopt(zmq.SUBSCRIBE, b"")
-        sock.connect(address(info, channel))
+        connect_socket(sock, info, channel)
         sockets[channel] = sock
     return sockets
 
@@ -218,7 +219,7 @@ class _Connection:
         self._sockets["hb"].close()
         self._sockets["hb"] = self._context.socket(zmq.REQ)
         self._sockets["hb"].linger = 0
-        self._sockets["hb"].connect(address(self.info, "hb"))
+        connect_socket(self._sockets["hb"], self.info, "hb")
 
     def _begin(
         self,

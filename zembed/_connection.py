@@ -134,6 +134,21 @@ def address(info: dict[str, Any], channel: str) -> str:
     return f"{info['transport']}://{info['ip']}:{info[f'{channel}_port']}"
 
 
+def connect(sock: Any, info: dict[str, Any], channel: str) -> None:
+    """Connect a client's ZeroMQ socket to ``channel`` of the kernel in
+    ``info``; as a CurveZMQ client (a fresh keypair of its own, the
+    kernel's public key as the server key) when the kernel is encrypted."""
+    server_key = info.get("curve_publickey")
+    if server_key:
+        import zmq
+
+        public, secret = zmq.curve_keypair()
+        sock.curve_secretkey = secret
+        sock.curve_publickey = public
+        sock.curve_serverkey = server_key.encode("ascii") if isinstance(server_key, str) else server_key
+    sock.connect(address(info, channel))
+
+
 def remove_quietly(path: Path) -> None:
     try:
         path.unlink()

@@ -26,7 +26,8 @@ from typing import Any
 
 import zmq
 
-from ._connection import address, read_connection_file, runtime_dir
+from ._connection import connect as connect_socket
+from ._connection import read_connection_file, runtime_dir
 from ._errors import ConnectionFileError, ProtocolError
 from ._protocol import Session
 
@@ -109,7 +110,7 @@ def probe(record: KernelRecord, timeout: float = 0.5, context: zmq.Context[Any] 
     heartbeat = ctx.socket(zmq.REQ)
     heartbeat.linger = 0
     try:
-        heartbeat.connect(address(record.info, "hb"))
+        connect_socket(heartbeat, record.info, "hb")
         heartbeat.send(b"ping")
         if not heartbeat.poll(int(timeout * 1000)):
             record.state = "dead"
@@ -134,7 +135,7 @@ def _kernel_info(info: dict[str, Any], timeout: float, ctx: zmq.Context[Any]) ->
     control = ctx.socket(zmq.DEALER)
     control.linger = 0
     try:
-        control.connect(address(info, "control"))
+        connect_socket(control, info, "control")
         control.send_multipart(session.serialize("kernel_info_request", {}))
         deadline = time.monotonic() + timeout
         while (left := deadline - time.monotonic()) > 0 and control.poll(int(left * 1000)):

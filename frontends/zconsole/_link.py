@@ -21,7 +21,7 @@ from typing import Any
 import zmq
 import zmq.asyncio
 
-from zembed._connection import address
+from zembed._connection import connect as connect_socket
 from zembed._discovery import KernelRecord
 from zembed._errors import ProtocolError
 from zembed._protocol import Message, Session
@@ -58,13 +58,13 @@ class KernelLink:
                 sock.setsockopt(zmq.IDENTITY, identity)
             if kind == zmq.SUB:
                 sock.setsockopt(zmq.SUBSCRIBE, b"")
-            sock.connect(address(self.info, channel))
+            connect_socket(sock, self.info, channel)
             self._sockets[channel] = sock
         self._heartbeat = self._new_heartbeat()
         self._blocking_context = zmq.Context()
         self._blocking = self._blocking_context.socket(zmq.DEALER)  # see ask()
         self._blocking.linger = 0
-        self._blocking.connect(address(self.info, "shell"))
+        connect_socket(self._blocking, self.info, "shell")
         self._replies: dict[str, asyncio.Future[Message]] = {}
         self._idle: dict[str, asyncio.Event] = {}  # set when the request's "idle" status arrives
         self._readers = [asyncio.ensure_future(self._read(channel)) for channel in _SOCKETS]
@@ -203,7 +203,7 @@ class KernelLink:
     def _new_heartbeat(self) -> zmq.asyncio.Socket:
         sock = self._context.socket(zmq.REQ)
         sock.linger = 0
-        sock.connect(address(self.info, "hb"))
+        connect_socket(sock, self.info, "hb")
         return sock
 
     async def _read(self, channel: str) -> None:
