@@ -20,12 +20,14 @@ from ._display import format_bundle, publishing
 from ._execute import error_content, evaluate_expressions, run_cell
 from ._protocol import PROTOCOL_VERSION, Message
 from ._recovery import describe
+from ._sockets import RateLimitedLog
 from ._version import __version__
 
 if TYPE_CHECKING:
     from ._kernel import Kernel
 
 log = logging.getLogger("zembed")
+_refused = RateLimitedLog()  # signed but refused requests: a flood must not fill the disk either
 _PYTHON_VERSION = "{}.{}.{}".format(*sys.version_info[:3])
 
 Content = dict[str, Any]
@@ -80,14 +82,14 @@ def handle(kernel: Kernel, channel: str, message: Message, table: dict[str, Hand
     request.publish("status", {"execution_state": "busy"})
     try:
         if handler is None:
-            log.warning("zembed: unknown message type %r on %s", msg_type, channel)
+            _refused.warning("zembed: unknown message type %r on %s", msg_type, channel)
             content: Content | None = _error_reply(LookupError(f"unknown message type {msg_type!r} on {channel}"))
             if not msg_type.endswith("_request"):
                 content = None
         else:
             content = handler(kernel, request)
     except Exception as exc:  # a signed but malformed request: answer it
-        log.warning("zembed: bad %s: %s: %s", msg_type, type(exc).__name__, exc)
+        _refused.warning("zembed: bad %s: %s: %s", msg_type, type(exc).__name__, exc)
         content = _error_reply(exc)
     if content is not None:
         request.reply(content)
