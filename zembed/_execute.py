@@ -14,6 +14,7 @@ import builtins
 import linecache
 import os
 import traceback
+from collections import deque
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -32,9 +33,26 @@ class CellResult:
     exit_requested: bool = False  # the cell called exit()/sys.exit(): detach that client
 
 
+# Cells that may leave code behind (functions, classes, lambdas, generator
+# expressions) keep their source in linecache for good, as in IPython: a
+# traceback or inspect.getsource() through them may come any time later.
+# Other cells keep it while they are among the last RECENT_SOURCES, so a
+# host running cells for weeks does not grow by every cell it ever ran.
+RECENT_SOURCES = 1000
+_LEAVES_CODE = ("def ", "class ", "lambda", " for ", "async ")
+_recent: deque[str] = deque()
+
+
 def register_source(filename: str, source: str) -> None:
     # mtime None keeps linecache.checkcache from evicting it.
     linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
+    if any(marker in source for marker in _LEAVES_CODE):
+        return
+    _recent.append(filename)
+    while len(_recent) > RECENT_SOURCES:
+        old = _recent.popleft()
+        if old != filename:
+            linecache.cache.pop(old, None)
 
 
 def compile_cell(source: str, filename: str) -> tuple[CodeType | None, CodeType | None]:

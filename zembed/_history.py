@@ -177,6 +177,7 @@ class History:
     def _connect(database: str, **kwargs: Any) -> sqlite3.Connection:
         connection = sqlite3.connect(database, uri=database.startswith("file:"), timeout=10, **kwargs)
         connection.execute("PRAGMA busy_timeout = 10000")
+        connection.execute("PRAGMA cache_size = -512")  # KiB: the host's memory stays flat as history grows
         return connection
 
     def _open(self) -> sqlite3.Connection:

