@@ -192,6 +192,7 @@ def _report_from(info: dict[str, Any], cell_path: Path, log_path: Path, last_see
         "summary": _first_error_line(native) if native else VANISHED_HINT,
         "native_traceback": native,
         "cell": _read_cell(cell_path),
+        "faulthandler": info.get("faulthandler"),
         "announced": False,
     }
     return report
