@@ -144,3 +144,19 @@ def test_a_reply_waits_until_its_history_entry_is_committed(connect):
         blocker.close()
     finally:
         kernel.stop()
+
+
+def test_history_stays_bounded_when_the_socket_thread_commits(tmp_path):
+    """Commits made through ``reached`` (the socket thread's path) leave
+    pruning to the writer, which must still happen."""
+    history = History(tmp_path / "h.sqlite", limit=50)
+    history.session  # open
+    committed_here = 0
+    for i in range(400):
+        committed_here += history.reached(history.append(i + 1, f"cell {i}"))
+    assert committed_here > 0  # this path committed (the writer, woken to prune, took the rest)
+    history.close()  # the writer's last round prunes what is due
+    reopened = History(tmp_path / "h.sqlite", limit=50)
+    assert len(reopened) <= 55
+    assert reopened.query({"hist_access_type": "tail", "n": 1})[0][1:] == [400, "cell 399"]
+    reopened.close()

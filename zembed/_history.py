@@ -8,12 +8,14 @@ sessions: ``tail`` (last n), ``range`` (session, start, stop; a session
 optionally ``unique``, last n).
 
 Writes never block the host's thread: ``append`` and ``set_output`` queue
-the change for a writer thread, which commits batches in WAL mode
-(``synchronous=NORMAL``: a crashed process loses nothing it wrote; only a
-machine crash could).  ``append`` returns a sequence number and
-``committed`` says how far the writer got: the kernel sends an
-``execute_reply`` only once its entry is committed, so nothing a client was
-told about is lost.
+the change and return its sequence number.  The kernel's reply to that
+cell waits in the socket thread's outbox until ``reached(seq)``: the socket
+thread then commits what is queued itself (one small transaction, without
+waiting for a database another process has locked), or, when it cannot,
+the writer thread does and calls ``on_commit``.  WAL mode with
+``synchronous=NORMAL``: a crashed process loses nothing it wrote, only a
+machine crash could.  So nothing a client was told about is lost, and the
+host's thread is never woken or slowed for it.
 
 The database is bounded (``limit`` entries; the oldest go) and checked when
 opened: a corrupt file is moved aside and a new one made, with a warning.
@@ -23,10 +25,10 @@ With no path, history lives in memory (same queries, same bound).
 from __future__ import annotations
 
 import logging
-import queue
 import sqlite3
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -57,10 +59,16 @@ class History:
         self.problem: str | None = None  # what went wrong with the file, if anything (shown in kernel_info)
         self._on_commit = on_commit
         self._pid = pid
-        self._queue: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
+        self._ops: deque[tuple[Any, ...]] = deque()  # appended by the host's thread
+        self._carry: list[tuple[Any, ...]] = []  # taken, not yet committed: the database was busy
         self._seq = 0
-        self.committed = 0  # the writer has committed every change up to this sequence number
+        self.committed = 0  # every change up to this sequence number is in the database
         self._session = 0
+        self._connection: sqlite3.Connection | None = None  # used under _commit_lock, by either committer
+        self._commit_lock = threading.Lock()
+        self._added = 0
+        self._wake = threading.Event()
+        self._closing = False
         self._ready = threading.Event()
         self._read_lock = threading.Lock()
         self._reader: sqlite3.Connection | None = None
@@ -79,7 +87,7 @@ class History:
         return self._session if self._ready.is_set() else None
 
     def append(self, line: int, source: str, output: str | None = None) -> int:
-        """Queue an entry; return its sequence number (see ``committed``)."""
+        """Queue an entry; return its sequence number (see ``reached``)."""
         return self._put("add", None, line, source, output)
 
     def recover(self, session: int, line: int, source: str) -> int:
@@ -91,19 +99,36 @@ class History:
         return self._put("output", None, line, output)
 
     def _put(self, *op: Any) -> int:
+        # No wake-up here: waking the writer mid-cell would make it fight the
+        # host's thread for the GIL.  The change is committed by whoever
+        # needs it first: the socket thread before sending the reply that
+        # waits for it (``reached``), a reader, or the writer when asked.
         self._seq += 1
-        self._queue.put((self._seq, *op))
+        self._ops.append((self._seq, *op))
         return self._seq
 
     def close(self, timeout: float = 5.0) -> None:
         """Commit what is queued, then stop the writer."""
-        self._queue.put(None)
+        self._closing = True
+        self._wake.set()
         if threading.current_thread() is not self._writer:
             self._writer.join(timeout)
         with self._read_lock:
             if self._reader is not None:
                 self._reader.close()
                 self._reader = None
+
+    # -- the socket thread ----------------------------------------------------
+
+    def reached(self, seq: int) -> bool:
+        """Is change ``seq`` committed?  If not, commit what is queued now,
+        without waiting for a busy database; when that is not possible, the
+        writer thread takes over and calls ``on_commit`` when done."""
+        if self.committed >= seq:
+            return True
+        if not self._commit_pending(blocking=False):
+            self._wake.set()
+        return self.committed >= seq
 
     def __len__(self) -> int:
         return int(self._read("SELECT COUNT(*) FROM history", ())[0][0])
@@ -163,6 +188,8 @@ class History:
     def _wait_committed(self, seq: int) -> None:
         """Reads see every change queued before them (bounded wait)."""
         self._ready.wait(READY_TIMEOUT)
+        if self.committed < seq:
+            self._wake.set()
         deadline = time.monotonic() + READY_TIMEOUT
         while self.committed < seq and self._writer.is_alive() and time.monotonic() < deadline:
             time.sleep(0.0005)
@@ -182,7 +209,7 @@ class History:
 
     def _open(self) -> sqlite3.Connection:
         if self.path is None:
-            connection = self._connect(self._database)
+            connection = self._connect(self._database, check_same_thread=False)
             connection.executescript(SCHEMA)
             return connection
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -199,10 +226,11 @@ class History:
             return self._open_file()
 
     def _open_file(self) -> sqlite3.Connection:
-        connection = self._connect(str(self.path))
+        connection = self._connect(str(self.path), check_same_thread=False)  # committers share it, under a lock
         try:
             connection.execute("PRAGMA journal_mode = WAL")
             connection.execute("PRAGMA synchronous = NORMAL")
+            connection.execute("PRAGMA wal_autocheckpoint = 0")  # the writer checkpoints when it prunes
             check = connection.execute("PRAGMA quick_check").fetchone()
             if not check or check[0] != "ok":
                 raise sqlite3.DatabaseError(f"integrity check: {check[0] if check else 'no answer'}")
@@ -225,30 +253,63 @@ class History:
             self.path = None
             connection = self._open()
             self._session = 1
+        self._connection = connection
         self._ready.set()
-        added = 0
         while True:
-            batch = [self._queue.get()]
-            while True:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            stop = None in batch
-            ops = [op for op in batch if op is not None]
-            if ops:
-                added += self._commit(connection, ops)
-                if added >= min(PRUNE_EVERY, max(1, self.limit // 10)):  # at most 10% over the limit
-                    added = 0
-                    self._prune(connection)
-                self.committed = ops[-1][0]
-                if self._on_commit is not None:
-                    self._on_commit()
-            if stop:
-                connection.close()
+            # Clear before committing: a wake-up for changes queued from now
+            # on is never lost, and changes queued before it are taken now.
+            self._wake.clear()
+            self._commit_pending(blocking=True)
+            if self._closing:
+                with self._commit_lock:
+                    connection.close()
+                    self._connection = None
                 return
+            self._wake.wait()
 
-    def _commit(self, connection: sqlite3.Connection, ops: list[tuple[Any, ...]]) -> int:
+    def _commit_pending(self, blocking: bool) -> bool:
+        """Commit every queued change; False if that must be left to the
+        writer (not open yet, busy with another commit, or the database is
+        locked by another process and ``blocking`` is False)."""
+        if not self._ready.is_set() or not self._commit_lock.acquire(blocking=blocking):
+            return False
+        try:
+            connection = self._connection
+            if connection is None:
+                return False
+            batch = self._carry
+            while self._ops:
+                batch.append(self._ops.popleft())
+            if not batch:
+                self._maintain(connection, blocking)
+                return True
+            connection.execute(f"PRAGMA busy_timeout = {10_000 if blocking else 0}")
+            added = self._commit(connection, batch, give_up_if_busy=not blocking)
+            if added is None:
+                self._carry = batch
+                return False
+            self._carry = []
+            self._added += added
+            self._maintain(connection, blocking)
+            self.committed = batch[-1][0]
+        finally:
+            self._commit_lock.release()
+        if blocking and self._on_commit is not None:
+            self._on_commit()  # replies waiting for these changes can go
+        return True
+
+    def _maintain(self, connection: sqlite3.Connection, blocking: bool) -> None:
+        if self._added < min(PRUNE_EVERY, max(1, self.limit // 10)):  # at most 10% over the limit
+            return
+        if not blocking:
+            self._wake.set()  # pruning and checkpoints are the writer's: they may take milliseconds
+            return
+        self._added = 0
+        self._prune(connection)
+
+    def _commit(self, connection: sqlite3.Connection, ops: list[tuple[Any, ...]], give_up_if_busy: bool) -> int | None:
+        """Write ``ops`` in one transaction; the number of entries added, or
+        None when the database is locked and ``give_up_if_busy``."""
         added = 0
         try:
             with connection:
@@ -266,16 +327,25 @@ class History:
                             "UPDATE history SET output = ? WHERE session = ? AND line = ?",
                             (rest[0], self._session, line),
                         )
+        except sqlite3.OperationalError as exc:
+            if give_up_if_busy and "locked" in str(exc):
+                return None
+            log.warning("zembed: history entries not saved: %s", exc)
         except sqlite3.Error as exc:  # disk full, file removed: serving goes on, the loss is logged
             log.warning("zembed: history entries not saved: %s", exc)
         return added
 
     def _prune(self, connection: sqlite3.Connection) -> None:
+        """Drop the oldest entries beyond the limit, and checkpoint the WAL
+        (switched off as automatic: a checkpoint syncs to disk, and must not
+        happen in a commit made on the socket thread)."""
         try:
             with connection:
                 connection.execute(
                     "DELETE FROM history WHERE id <= (SELECT MAX(id) FROM history) - ?", (self.limit,)
                 )
+            if self.path is not None:
+                connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
         except sqlite3.Error as exc:
             log.warning("zembed: history not pruned: %s", exc)
 

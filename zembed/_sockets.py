@@ -33,7 +33,7 @@ from ._protocol import Message, Session
 
 log = logging.getLogger("zembed")
 
-Barrier = tuple[Any, int]  # (something with a ``committed`` number, the number to wait for)
+Barrier = tuple[Any, int]  # (something with ``reached(number)``, the number to wait for)
 
 # Sockets that carry requests, in the order they are served each turn:
 # control first, so interrupt and shutdown overtake a queue of executes.
@@ -158,9 +158,9 @@ class SocketThread(threading.Thread):
         """Queue frames for ``channel``.  ``wake=False`` leaves them for the
         next wake-up or tick: the host thread batches a request's messages
         and wakes once, instead of handing the GIL back and forth per message.
-        With ``barrier`` (an object with ``committed``, and a number), the
-        frames, and everything queued after them, wait until
-        ``committed`` reaches the number; the committer calls ``flush_soon``."""
+        With ``barrier`` (an object with ``reached(number)``, and a number),
+        the frames, and everything queued after them, wait until it is
+        reached; whoever reaches it later calls ``flush_soon``."""
         self._outbox.append((channel, frames, barrier))
         # Order matters: append, then check the flag the thread clears
         # before it drains, so no wake-up is lost and most are skipped.
@@ -267,7 +267,7 @@ class SocketThread(threading.Thread):
         outbox, sockets = self._outbox, self._sockets
         while outbox:
             channel, frames, barrier = outbox[0]
-            if barrier is not None and barrier[0].committed < barrier[1]:
+            if barrier is not None and not barrier[0].reached(barrier[1]):
                 return  # order is kept: what follows waits too
             outbox.popleft()
             try:
