@@ -113,6 +113,7 @@ def test_a_crash_is_seen_reported_and_announced(case, start_host, connect, recor
         info = attached.kc.kernel_info(reply=True, timeout=10)["content"]
         assert f"(pid {host.pid})" in info["banner"] and "zembed crashes" in info["banner"]
         (announced,) = info["zembed"]["crashes"]
+        assert "native_traceback" not in announced  # kernel_info carries the notice; the report is on disk
         assert announced["pid"] == host.pid and announced["kind"] == kind and announced["cell"]["code"] == (code or "6 * 7")
         # History survived, the fatal cell included (it may never have reached the database).
         tail = attached.kc.history(hist_access_type="tail", n=2, reply=True, timeout=10)["content"]["history"]
@@ -155,3 +156,12 @@ def test_a_reused_pid_is_not_mistaken_for_the_host(tmp_path):
     found = collect(tmp_path / "app")
     assert [r["kind"] for r in found] == ["ended without stopping the kernel"]
     assert (runs / "2-bb.json").exists(), "a live process's record is left alone"
+
+
+def test_reports_are_bounded_per_app(tmp_path):
+    from zembed._recovery import KEEP_REPORTS, _save, reports
+
+    for pid in range(KEEP_REPORTS + 10):
+        _save(tmp_path, {"pid": pid, "last_seen": f"2026-01-01T00:00:{pid:03d}Z"})
+    kept = reports(tmp_path)
+    assert sorted(r["pid"] for r in kept) == list(range(10, KEEP_REPORTS + 10))  # the newest stay

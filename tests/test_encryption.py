@@ -24,8 +24,9 @@ ROOT = Path(__file__).resolve().parent.parent
 SECRET = "the-launch-codes-0451"
 
 
-def encrypted_host(start_host, *args: str, **kwargs):
-    host = start_host("asyncio", *args, env={"ZEMBED_ENCRYPTION": "curve", **kwargs.pop("env", {})}, **kwargs)
+def encrypted_host(start_host):
+    """A loopback host that encrypts anyway (``encryption="curve"``)."""
+    host = start_host("asyncio", env={"ZEMBED_ENCRYPTION": "curve"})
     return host, json.loads(Path(host.connection_file).read_text())
 
 

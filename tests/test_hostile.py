@@ -127,7 +127,6 @@ def unauthenticated(target: Target, draw_frames: list[bytes], how: str) -> list[
 
 
 @given(
-    data=st.data(),
     channel=st.sampled_from(ALL_SOCKETS),
     how=st.sampled_from(
         ["forged", "unsigned", "signature-of-another", "truncated", "no-delimiter", "garbage-around", "raw"]
@@ -135,7 +134,7 @@ def unauthenticated(target: Target, draw_frames: list[bytes], how: str) -> list[
     frames=st.lists(st.binary(max_size=64) | st.just(DELIMITER) | st.just(b"\xff\xfe{"), max_size=12),
 )
 @SETTINGS
-def test_nothing_unauthenticated_runs(target, data, channel, how, frames):
+def test_nothing_unauthenticated_runs(target, channel, how, frames):
     host, t, client = target
     message = unauthenticated(t, frames, how)
     if message:

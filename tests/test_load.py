@@ -50,8 +50,10 @@ class Subscriber(threading.Thread):
         self.done = threading.Event()
 
     def run(self) -> None:
-        while not self.done.is_set() or self.socket.poll(200):
+        while True:  # until told to stop and nothing more came for 0.1 s
             if not self.socket.poll(100):
+                if self.done.is_set():
+                    break
                 continue
             header, parent, content = split(self.socket.recv_multipart())
             kind = header["msg_type"]

@@ -19,7 +19,6 @@ from ._capture import OutputBuffer, captured_streams
 from ._display import format_bundle, publishing
 from ._execute import error_content, evaluate_expressions, run_cell
 from ._protocol import PROTOCOL_VERSION, Message
-from ._recovery import describe
 from ._sockets import RateLimitedLog
 from ._version import __version__
 
@@ -150,7 +149,7 @@ def kernel_info(kernel: Kernel, request: Request) -> Content:
             "executing": kernel.executing,
             "host_busy_seconds": round(kernel.host_busy_seconds(), 3),
             "execution_count": kernel.execution_count,
-            "crashes": [{**report, "text": describe(report)} for report in kernel.crashes],
+            "crashes": kernel.crashes,
             "history": {"session": kernel.history.session_if_ready, "problem": kernel.history.problem},
             "encrypted": "curve_publickey" in kernel.connection_info,
         },
@@ -162,8 +161,8 @@ def _banner(kernel: Kernel) -> str:
         f"zembed {__version__}: a kernel inside {kernel.name!r} (pid {_pid()}), "
         f"Python {_PYTHON_VERSION}, host loop {kernel.loop}\n"
     )
-    for report in kernel.crashes:
-        text += f"!! {describe(report)}\n   the report: zembed crashes {kernel.name}\n"
+    for crash in kernel.crashes:
+        text += f"!! {crash['text']}\n   the report: zembed crashes {kernel.name}\n"
     if kernel.history.problem:
         text += f"!! {kernel.history.problem}\n"
     return text

@@ -118,7 +118,7 @@ class History:
                 self._reader.close()
                 self._reader = None
 
-    # -- the socket thread ----------------------------------------------------
+    # -- the socket thread (and readers) ----------------------------------------
 
     def reached(self, seq: int) -> bool:
         """Is change ``seq`` committed?  If not, commit what is queued now,
@@ -188,9 +188,9 @@ class History:
     def _wait_committed(self, seq: int) -> None:
         """Reads see every change queued before them (bounded wait)."""
         self._ready.wait(READY_TIMEOUT)
-        if self.committed < seq:
-            self._wake.set()
-        deadline = time.monotonic() + READY_TIMEOUT
+        if self.reached(seq):
+            return
+        deadline = time.monotonic() + READY_TIMEOUT  # the database is busy: the writer took over
         while self.committed < seq and self._writer.is_alive() and time.monotonic() < deadline:
             time.sleep(0.0005)
 

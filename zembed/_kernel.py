@@ -34,7 +34,7 @@ from ._errors import UsageError
 from ._history import History
 from ._interrupt import Interrupter
 from ._protocol import SIGNATURE_SCHEME, Message, Session, new_key, utc_now
-from ._recovery import RunRecord, collect, describe, take_unannounced, unhandled_exception
+from ._recovery import RunRecord, collect, notice, take_unannounced, unhandled_exception
 from ._sockets import SocketThread, bind_sockets
 from ._stdin import StdinBridge
 from .loops import LoopAdapter, PollLoop
@@ -62,7 +62,8 @@ class Kernel:
         self.config = config
         self.execution_count = 0
         self.app_dir = app_data_dir(config.name, config.data_dir)
-        self.crashes: list[dict[str, Any]] = []  # reports of earlier runs that ended badly, announced by this one
+        # Earlier runs that ended badly, announced by this one (``_recovery.notice``)
+        self.crashes: list[dict[str, Any]] = []
         self._record: RunRecord | None = None
         self._magics: Magics | None = None  # made on first use: see the magics property
         self.started = time.monotonic()
@@ -154,8 +155,8 @@ class Kernel:
         atexit.register(self._stop_at_exit)
         self.publish("status", {"execution_state": "starting"})
         log.info("zembed: kernel %r serving on %s (loop: %s)", self.name, self.connection_file, adapter.name)
-        for report in self.crashes:
-            log.warning("zembed: %s (zembed crashes %s)", describe(report), self.name)
+        for crash in self.crashes:
+            log.warning("zembed: %s (zembed crashes %s)", crash["text"], self.name)
 
     @staticmethod
     def _check_address(config: KernelConfig) -> tuple[bytes, bytes] | None:
@@ -189,11 +190,12 @@ class Kernel:
         A data dir that cannot be written costs the recovery, not the kernel."""
         try:
             collect(self.app_dir)
-            self.crashes = take_unannounced(self.app_dir)
-            for report in self.crashes:  # the cell that killed the host may not have reached the history
+            reports = take_unannounced(self.app_dir)
+            for report in reports:  # the cell that killed the host may not have reached the history
                 cell = report.get("cell") or {}
                 if cell.get("session") and isinstance(cell.get("execution_count"), int):
                     self.history.recover(cell["session"], cell["execution_count"], str(cell.get("code", "")))
+            self.crashes = [notice(report) for report in reports]
             self._record = RunRecord(self.app_dir, self.name, self.connection_file)
         except OSError as exc:
             log.warning("zembed: crash recovery is off: cannot write %s (%s)", self.app_dir, exc)

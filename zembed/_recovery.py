@@ -45,6 +45,7 @@ log = logging.getLogger("zembed")
 
 Report = dict[str, Any]
 
+KEEP_REPORTS = 50  # per app: a host crashing in a loop must not fill the disk
 KIND_SIGNAL = "fatal error"
 KIND_EXCEPTION = "unhandled exception"
 KIND_VANISHED = "ended without stopping the kernel"
@@ -223,12 +224,16 @@ def _read_cell(path: Path) -> dict[str, Any] | None:
 
 
 def _save(app_dir: Path, report: Report) -> Report:
+    """Write a report; the app keeps its newest KEEP_REPORTS (names sort by time)."""
     folder = app_dir / "crashes"
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    now = time.time_ns()
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now / 1e9)) + f".{now % 10**9:09d}"
     path = folder / f"{stamp}-{report.get('pid')}-{os.urandom(2).hex()}.json"
     report["file"] = str(path)
     _write(path, report)
+    for old in sorted(folder.glob("*.json"))[:-KEEP_REPORTS]:
+        old.unlink(missing_ok=True)
     return report
 
 
@@ -285,6 +290,13 @@ ENDINGS = {
     KIND_EXCEPTION: "ended with an unhandled exception",
     KIND_VANISHED: "ended without stopping the kernel",
 }
+
+
+def notice(report: Report) -> Report:
+    """What a kernel announces of a report (in every ``kernel_info``): the
+    report without its tracebacks, plus its one-paragraph ``text``."""
+    kept = {k: v for k, v in report.items() if k not in ("native_traceback", "python_traceback")}
+    return {**kept, "text": describe(report)}
 
 
 def describe(report: Report) -> str:

@@ -416,9 +416,9 @@ class Console:
                 )
             )
             meta = info.get("zembed")
-            for report in meta.get("crashes", []) if isinstance(meta, dict) else []:
-                if isinstance(report, dict) and report.get("text"):
-                    self.write(self.render.warning(f"{report['text']} (zembed crashes {self._app()})"))
+            for crash in meta.get("crashes", []) if isinstance(meta, dict) else []:
+                if isinstance(crash, dict) and crash.get("text"):
+                    self._tell_crash(crash["text"])
         self.prompt.app.invalidate()
         return True
 
@@ -436,7 +436,10 @@ class Console:
         self._go_dead()
         report = await asyncio.to_thread(crash_report, self.record)
         if report is not None:
-            self.write(self.render.warning(f"{report} (zembed crashes {self._app()})"))
+            self._tell_crash(report)
+
+    def _tell_crash(self, text: str) -> None:
+        self.write(self.render.warning(f"{text} (zembed crashes {self._app()})"))
 
     def _go_dead(self) -> None:
         self._dead.set()
