@@ -77,6 +77,25 @@ class HostProcess:
     def alive(self) -> bool:
         return self.process.poll() is None
 
+    def frames_on(self, timeout: float = 10.0) -> bool:
+        """Wait for the host to print something new (host.py prints a line
+        every 30 frames): proof that its own loop runs, needing no kernel."""
+        import select
+
+        assert self.process.stdout is not None
+        fd = self.process.stdout.fileno()
+        os.set_blocking(fd, False)
+        try:
+            while True:  # what it printed before now proves nothing: skip it
+                try:
+                    if not os.read(fd, 65536):
+                        return False  # the host closed its stdout: it ended
+                except BlockingIOError:
+                    break
+            return bool(select.select([fd], [], [], timeout)[0])
+        finally:
+            os.set_blocking(fd, True)
+
     def kill(self) -> None:
         if self.process.poll() is None:
             os.kill(self.process.pid, signal.SIGKILL)
@@ -203,6 +222,24 @@ class Client:
 
     def close(self) -> None:
         self.kc.stop_channels()
+
+
+def wait_until(predicate: Any, timeout: float = 10.0, what: str = "the condition") -> Any:
+    """Poll ``predicate()`` until it is truthy; its value, or AssertionError."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not happen within {timeout:g} s")
+        time.sleep(0.01)
+
+
+def assert_frames_advance(client: Client, by: int = 3, timeout: float = 10.0) -> None:
+    """The host's own loop makes progress (a frozen host fails this)."""
+    first = client.value("host.frames")
+    wait_until(lambda: client.value("host.frames") >= first + by, timeout, f"{by} more host frames")
 
 
 def drive_poll_host(kernel: Any, connect: Any, client_work: Any, frame: Any = None, timeout: float = 30) -> Any:

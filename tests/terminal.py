@@ -23,7 +23,8 @@ class Terminal:
         if shutil.which("tmux") is None:
             raise RuntimeError("the console tests need tmux: apt-get install tmux (.ci/run installs it)")
         self.socket = f"zembed-test-{uuid.uuid4().hex[:10]}"
-        environment = {**os.environ, **(env or {}), "PROMPT_TOOLKIT_NO_CPR": "1", "TERM": "xterm-256color"}
+        self.env = dict(env or {})
+        environment = {**os.environ, **self.env, "PROMPT_TOOLKIT_NO_CPR": "1", "TERM": "xterm-256color"}
         environment.pop("TMUX", None)
         # The command runs in a shell that keeps the pane open after it exits, to read its last words.
         shell_command = f'{shlex.join(command)}; echo "[exit $?]"; sleep 600'

@@ -48,7 +48,7 @@ def test_start_kernel_uses_env(monkeypatch):
         ({"stream_flush_interval": -1}, "positive"),
         ({"shell_port": 70000}, "65535"),
         ({"transport": "udp"}, "transport"),
-        ({"name": " "}, "empty"),
+        ({"name": " "}, "blank"),
     ],
 )
 def test_bad_values_are_usage_errors(overrides, message):

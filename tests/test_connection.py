@@ -31,7 +31,8 @@ def test_file_is_private_named_and_found_by_jupyter(runtime_dir: Path):
     with zembed.start_kernel({}, name="My App!", loop="poll") as kernel:
         path = kernel.connection_file
         assert path.parent == runtime_dir
-        assert path.name == f"kernel-zembed-My_App-{os.getpid()}.json"
+        assert path.name == f"kernel-zembed-{safe_app_name('My App!')}-{os.getpid()}.json"
+        assert path.name.startswith("kernel-zembed-My_App-")
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
         assert stat.S_IMODE(runtime_dir.stat().st_mode) == 0o700
         info = json.loads(path.read_text())
@@ -78,5 +79,8 @@ def test_read_errors_are_clear(tmp_path: Path, content, message):
 
 
 def test_app_names_are_made_safe():
-    assert safe_app_name("../../etc/passwd") == "etc_passwd"
-    assert safe_app_name("???") == "app"
+    assert safe_app_name("../../etc/passwd").startswith("etc_passwd-")  # changed, so a hash keeps it apart
+    assert safe_app_name("etc_passwd") == "etc_passwd"  # a name that was safe stays as it is
+    assert safe_app_name("a/b") != safe_app_name("a_b")
+    assert safe_app_name("???").startswith("app-")
+    assert safe_app_name("Blender-4.2_scene") == "Blender-4.2_scene"

@@ -114,7 +114,11 @@ def test_a_crash_is_seen_reported_and_announced(case, start_host, connect, recor
         assert f"(pid {host.pid})" in info["banner"] and "zembed crashes" in info["banner"]
         (announced,) = info["zembed"]["crashes"]
         assert "native_traceback" not in announced  # kernel_info carries the notice; the report is on disk
-        assert announced["pid"] == host.pid and announced["kind"] == kind and announced["cell"]["code"] == (code or "6 * 7")
+        assert (
+            announced["pid"] == host.pid
+            and announced["kind"] == kind
+            and announced["cell"]["code"] == (code or "6 * 7")
+        )
         # History survived, the fatal cell included (it may never have reached the database).
         tail = attached.kc.history(hist_access_type="tail", n=2, reply=True, timeout=10)["content"]["history"]
         assert [entry[2] for entry in tail] == (["6 * 7", code] if code else ["6 * 7"])

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -68,7 +70,24 @@ def test_demo_crash_and_the_console_carries_on(runtime_dir, demo_terminal):
     term.line("app.frame >= 0")
     term.wait_for(r"Out\[1\]: True")
     term.press("C-d")
-    term.wait_for(r"host stopped")
+    # The restarted host stops on the launcher's SIGINT (it used to inherit
+    # SIG_IGN, be killed after 5 s, and leave a false crash report behind).
+    term.wait_for(r"host stopped \(exit 0\)")
+    screen = term.screen()
+    assert screen.count(f"the run of 'zembed-demo' (pid {first_pid}) died") == 1, screen  # told once, not thrice
+    done = subprocess.run(
+        [sys.executable, "-m", "zembed", "crashes", "zembed-demo", "--json"], capture_output=True, text=True, timeout=30
+    )
+    reports = json.loads(done.stdout)
+    assert [(r["pid"], r["announced"]) for r in reports] == [(first_pid, True)]
+    again = Terminal([sys.executable, "-m", "zembed", "demo"], env=dict(term.env))
+    try:
+        attached(again)
+        assert "!!" not in again.screen()  # the next run announces nothing
+        again.press("C-d")
+        again.wait_for(r"host stopped \(exit 0\)")
+    finally:
+        again.close()
 
 
 def test_demo_world_behaves():

@@ -216,10 +216,19 @@ def test_attach_across_network_namespaces_with_curve(namespaces, tmp_path):
 
         # The client namespace cannot reach the host's loopback: the link really is the veth.
         unreachable = subprocess.run(
-            ["ip", "netns", "exec", client_ns, sys.executable, "-c",
-             "import socket; s = socket.socket(); s.settimeout(1); print(s.connect_ex(('127.0.0.1', %d)))"
-             % info["shell_port"]],
-            capture_output=True, text=True, timeout=30,
+            [
+                "ip",
+                "netns",
+                "exec",
+                client_ns,
+                sys.executable,
+                "-c",
+                "import socket; s = socket.socket(); s.settimeout(1); "
+                f"print(s.connect_ex(('127.0.0.1', {info['shell_port']})))",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
         )
         assert unreachable.stdout.strip() != "0"
     finally:

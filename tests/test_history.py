@@ -36,8 +36,9 @@ def test_history_outlives_the_host_and_serves_every_access_type(start_host, conn
     assert [e[1:] for e in previous["content"]["history"]] == [[1, "alpha = 1"], [2, "beta = 2"]]
     found = client.kc.history(hist_access_type="search", pattern="*a = *", unique=True, reply=True, timeout=10)
     assert [e[2] for e in found["content"]["history"]] == ["alpha = 1", "beta = 2", "gamma = 3"]
-    with_output = client.kc.history(hist_access_type="range", session=old_session, start=3, stop=4, output=True,
-                                    reply=True, timeout=10)
+    with_output = client.kc.history(
+        hist_access_type="range", session=old_session, start=3, stop=4, output=True, reply=True, timeout=10
+    )
     assert with_output["content"]["history"] == [[old_session, 3, ["alpha + beta", "3"]]]
 
 
@@ -70,7 +71,7 @@ def test_a_corrupt_database_is_moved_aside_with_a_warning(tmp_path, caplog, dama
     path.write_bytes(damage)
     history = History(path)
     history.append(1, "after the damage")
-    assert history.query({"hist_access_type": "tail", "n": 5}) == [[history.session, 1, "after the damage"]]
+    assert history.query({"hist_access_type": "tail", "n": 5}) == [[history.wait_for_session(), 1, "after the damage"]]
     history.close()
     aside = list(tmp_path.glob("history.sqlite.corrupt-*"))
     assert len(aside) == 1 and aside[0].read_bytes() == damage, "the damaged file is kept for the curious"
@@ -114,7 +115,7 @@ def test_a_reply_waits_until_its_history_entry_is_committed(connect):
     kernel = zembed.start_kernel({}, name="slowdisk", loop="poll")
     try:
         blocker = sqlite3.connect(kernel.app_dir / "history.sqlite", isolation_level=None)
-        kernel.history.session  # the writer has opened the database
+        kernel.history.wait_for_session()  # the writer has opened the database
         blocker.execute("BEGIN EXCLUSIVE")
         events: queue_module.SimpleQueue = queue_module.SimpleQueue()
 
@@ -150,7 +151,7 @@ def test_history_stays_bounded_when_the_socket_thread_commits(tmp_path):
     """Commits made through ``reached`` (the socket thread's path) leave
     pruning to the writer, which must still happen."""
     history = History(tmp_path / "h.sqlite", limit=50)
-    history.session  # open
+    history.wait_for_session()  # open
     committed_here = 0
     for i in range(400):
         committed_here += history.reached(history.append(i + 1, f"cell {i}"))

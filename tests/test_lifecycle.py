@@ -124,7 +124,7 @@ def test_poll_is_cheap_when_idle():
 
 
 def test_misuse_gives_clear_errors():
-    with pytest.raises(zembed.UsageError, match="running on this thread"):
+    with pytest.raises(zembed.UsageError, match="needs an asyncio loop on this thread"):
         zembed.start_kernel({}, loop="asyncio")
     with pytest.raises(zembed.UsageError, match="unknown loop"):
         zembed.start_kernel({}, loop="gtk4")
@@ -143,9 +143,7 @@ def test_misuse_gives_clear_errors():
 
 
 def test_insecure_remote_needs_explicit_opt_in(caplog):
-    with zembed.start_kernel(
-        {}, ip="0.0.0.0", encryption="none", allow_insecure_remote=True, loop="poll"
-    ) as kernel:
+    with zembed.start_kernel({}, ip="0.0.0.0", encryption="none", allow_insecure_remote=True, loop="poll") as kernel:
         assert kernel.connection_info["ip"] == "0.0.0.0"
         assert "curve_publickey" not in kernel.connection_info
     assert "WITHOUT encryption" in caplog.text

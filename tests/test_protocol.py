@@ -130,3 +130,44 @@ def test_round_trip_with_and_without_orjson(monkeypatch, pair, use_orjson):
     frames[5] = b'{"code": "1", "x": NaN}'
     frames[1] = ours.sign(frames[2:6])
     assert ours.parse(frames).content["code"] == "1"
+
+
+def _signed(session: Session, parts: list[bytes]) -> list[bytes]:
+    return [DELIMITER, session.sign(parts), *parts]
+
+
+def test_nesting_too_deep_for_any_parser_is_a_malformed_message():
+    """RecursionError from the stdlib fallback escaped parse() and ended the socket thread."""
+    session = Session(new_key())
+    deep = b"[" * 100_000 + b"]" * 100_000
+    with pytest.raises(MalformedMessage, match="header nests too deeply") as caught:
+        session.parse(_signed(session, [deep, b"{}", b"{}", b"{}"]))
+    assert caught.value.request is None  # nothing to answer: the header itself is unreadable
+
+
+def test_a_readable_header_makes_a_malformed_request_answerable():
+    session = Session(new_key())
+    header = json.dumps({"msg_id": "m1", "msg_type": "execute_request"}).encode()
+    with pytest.raises(MalformedMessage, match="content is not JSON") as caught:
+        session.parse(_signed(session, [header, b"{}", b"{}", b'{"code": ' + b"9" * 100_000 + b"}"]))
+    request = caught.value.request
+    assert request.msg_id == "m1" and request.content == {}  # the header, never the content
+
+
+def test_serialize_safely_degrades_what_cannot_be_written_back():
+    session = Session(new_key())
+    circular: dict = {}
+    circular["self"] = circular
+    parent = {"msg_id": "p1", "session": "s", "username": "u", "deep": circular, "n": 2**80}
+    frames, given_up = session.serialize_safely("kernel_info_reply", {"status": "ok"}, parent)
+    assert given_up == "the parent header or metadata"
+    reader = Session(session.key)
+    message = reader.parse(frames)
+    assert message.parent_header == {"msg_id": "p1", "session": "s", "username": "u"}
+    assert message.content == {"status": "ok"}
+    frames, given_up = session.serialize_safely("execute_reply", {"status": "ok", "x": circular}, parent)
+    assert given_up == "the content"
+    content = reader.parse(frames).content
+    assert content["status"] == "error" and content["ename"] == "UnserializableContent"
+    frames, given_up = session.serialize_safely("status", {"execution_state": "idle"}, {"msg_id": "p2"})
+    assert given_up is None

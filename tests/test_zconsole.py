@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import wait_until
 from terminal import Terminal
 
 HOST = Path(__file__).parent / "hosts" / "host.py"
@@ -153,19 +154,23 @@ def test_host_killed_then_restarted_the_console_reattaches_by_itself(start_host,
     term.wait_for(rf"the host died: phoenix \(pid {host.pid}\)", timeout=3.0)
     assert time.monotonic() - killed_at < 3.0
     # the crash record says how it ended and what ran last
-    term.wait_for(r"ended without stopping the kernel: killed .* after In \[1\]: answer = 42 \(zembed crashes phoenix\)")
+    term.wait_for(
+        r"ended without stopping the kernel: killed .* after In \[1\]: answer = 42 \(zembed crashes phoenix\)"
+    )
     term.wait_for(r"\(waiting for phoenix\) In \[2\]: still mine$")
     term.press("Enter")  # submitting while the host is gone keeps the input
     term.wait_for(r"no host attached; kept in history")
     reborn = named_host(start_host, "phoenix")
-    reattached = term.wait_for(rf"re-attached to phoenix \(pid {reborn.pid}\)", timeout=10)
-    announced = rf"the run of 'phoenix' \(pid {host.pid}\) ended without stopping the kernel"
-    term.wait_for(announced, after=reattached.end())  # the new kernel announces the crash to every client
+    term.wait_for(rf"re-attached to phoenix \(pid {reborn.pid}\)", timeout=10)
     term.press("Up")  # the input typed while the host was dead is in the history
     term.wait_for(r"In \[1\]: still mine$")
     term.press("C-u")
     term.line("'answer' in globals(), 6 * 7")
     term.wait_for(r"Out\[1\]: \(False, 42\)")
+    # The new kernel announces the crash to its clients; this console told it
+    # at the death already, and says it once (it used to say it again, and
+    # in the demo a third time from the new host's stderr).
+    assert term.screen().count(f"the run of 'phoenix' (pid {host.pid}) ended without stopping the kernel") == 1
 
 
 def test_ctrl_d_detaches_and_the_host_keeps_running(start_host, console, connect):
@@ -217,6 +222,45 @@ def test_a_busy_host_is_reported_and_ctrl_c_stops_waiting(start_host, console):
     term.wait_for(r"stopped waiting")
     term.wait_for(r"In \[\d+\]:$")
     assert host.alive()
+
+
+def test_the_console_names_the_cell_that_was_running_when_the_host_died(start_host, console, connect):
+    """Killed while In [2] ran, zconsole said In [3] had been running: its
+    counter had moved on at execute_input."""
+    host = named_host(start_host, "victim")
+    watcher = connect(host.connection_file)
+    term = console("--existing", "victim")
+    term.line("x = 1")
+    term.wait_for(r"In \[2\]:$")
+    term.line("import time; time.sleep(60)")
+    wait_until(lambda: watcher.control("kernel_info_request")["zembed"]["executing"], what="the cell to start")
+    host.kill()
+    term.wait_for(r"In \[2\] was running when the host died", timeout=5)
+    assert "In [3] was running" not in term.screen()
+
+
+def test_a_host_stopping_its_kernel_is_not_called_a_death(start_host, console, connect):
+    """A clean kernel.stop() was reported as "the host died"."""
+    host = named_host(start_host, "polite")
+    term = console("--existing", "polite")
+    connect(host.connection_file).kc.execute("kernel.stop()")  # the host's own code, as its quit handler would
+    term.wait_for(rf"the host stopped its kernel: polite \(pid {host.pid}\) runs on without it", timeout=5)
+    assert "the host died" not in term.screen()
+    assert "ended without stopping" not in term.screen()
+    assert host.alive()
+
+
+def test_waiting_for_another_clients_input_is_explained(start_host, console, connect):
+    """While another client's cell waited in input(), zconsole showed nothing."""
+    host = named_host(start_host, "shared")
+    other = connect(host.connection_file)
+    other.kc.execute("answer = input('who? ')", allow_stdin=True)
+    other.kc.get_stdin_msg(timeout=10)
+    term = console("--existing", "shared")
+    term.line("'mine'")
+    term.wait_for(r"waiting for In \[1\] of another client \(\S+\): it waits for input from that client", timeout=5)
+    other.kc.input("Ada")
+    term.wait_for(r"Out\[2\]: 'mine'")
 
 
 def test_rich_output_goes_to_a_file_and_late_output_shows_up(start_host, console, tmp_path):
@@ -299,11 +343,3 @@ def run_zconsole(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "zconsole", *args], capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL
     )
-
-
-def wait_until(predicate: Any, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout:g} s")
-        time.sleep(0.05)

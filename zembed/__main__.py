@@ -13,6 +13,8 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from ._version import __version__
@@ -27,10 +29,16 @@ def _console_command() -> list[str] | None:
     return [sys.executable, "-m", "zconsole"]
 
 
+def _ignore(signum: int, frame: object) -> None:
+    """A handler that does nothing.  Not ``SIG_IGN``: an ignored signal stays
+    ignored in every child started later (the restarted demo host would
+    ignore the SIGINT that asks it to stop), a handler is reset at exec."""
+
+
 def _run_console(command: list[str]) -> int:
     """Run the console in the foreground; Ctrl-C is the console's to handle."""
     console = subprocess.Popen(command)
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # this launcher only, after the child started
+    previous = signal.signal(signal.SIGINT, _ignore)  # this launcher only, after the child started
     try:
         return console.wait()
     finally:
@@ -44,8 +52,9 @@ class _DemoHost:
 
     RESTART_AFTER = 2.0
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, log_path: Path) -> None:
         self.name = name
+        self.log_path = log_path  # the host's stderr (its log): never written over the console's prompt
         self.restarts = 0
         self._stopping = threading.Event()
         self.process = self._start()
@@ -54,13 +63,26 @@ class _DemoHost:
     def _start(self) -> subprocess.Popen[str]:
         # Its own session: Ctrl-C in this terminal belongs to the console, and
         # must never reach the host (the point of a console in another process).
-        process = subprocess.Popen(
-            [sys.executable, "-m", "zembed.demo", "--announce", "--name", self.name, "--parent-pid", str(os.getpid())],
-            stdout=subprocess.PIPE,
-            stdin=subprocess.DEVNULL,
-            text=True,
-            start_new_session=True,
-        )
+        from ._private import open_private
+
+        with os.fdopen(open_private(self.log_path, os.O_WRONLY | os.O_APPEND), "ab") as log_file:
+            process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "zembed.demo",
+                    "--announce",
+                    "--name",
+                    self.name,
+                    "--parent-pid",
+                    str(os.getpid()),
+                ],
+                stdout=subprocess.PIPE,
+                stderr=log_file,
+                stdin=subprocess.DEVNULL,
+                text=True,
+                start_new_session=True,
+            )
         assert process.stdout is not None
         self.announcement = process.stdout.readline()
         # Keep reading what the host prints, so a chatty host never blocks on a full pipe.
@@ -92,13 +114,19 @@ class _DemoHost:
 
 
 def demo(args: argparse.Namespace) -> int:
-    host = _DemoHost(args.name)
+    from ._config import load_config
+    from ._connection import app_data_dir
+    from ._private import private_dir
+
+    log_path = private_dir(app_data_dir(args.name, load_config({}).data_dir)) / "demo-host.log"
+    host = _DemoHost(args.name, log_path)
     try:
         if not host.announcement:
-            print("zembed demo: the demo host failed to start", file=sys.stderr)
+            print(f"zembed demo: the demo host failed to start; its log: {log_path}", file=sys.stderr)
             return 1
         connection_file = json.loads(host.announcement)["connection_file"]
         print(f"zembed demo: host pid {host.process.pid} serving {connection_file}")
+        print(f"zembed demo: the host's log goes to {log_path}")
         print(
             "Try:  app   app.world.particles[:3]   app.world.gravity = -2   %profile_host 3   "
             "app.collisions = False   app.busy(3)   app.crash()"
@@ -126,13 +154,15 @@ def demo(args: argparse.Namespace) -> int:
 def list_command(args: argparse.Namespace) -> int:
     from ._discovery import clean, describe, list_kernels
 
+    spec = getattr(args, "name", None)
+
     if args.clean:
         removed = clean(timeout=args.timeout)
         for record in removed:
             print(f"removed {record.connection_file} ({record.app or 'kernel'}, pid {record.pid or '-'}: dead)")
         if not removed:
             print("no dead kernels")
-    records = list_kernels(timeout=args.timeout)
+    records = list_kernels(timeout=args.timeout, name=spec)
     if args.json:
         print(
             json.dumps(
@@ -144,6 +174,8 @@ def list_command(args: argparse.Namespace) -> int:
                         "state": r.state,
                         "age_seconds": round(r.age_seconds, 1),
                         "host_busy_seconds": r.busy_seconds,
+                        "kernel_name": r.info.get("kernel_name"),
+                        "matched_by": r.match(spec) if spec is not None else None,
                     }
                     for r in records
                 ],
@@ -154,7 +186,7 @@ def list_command(args: argparse.Namespace) -> int:
     if not records:
         from ._connection import runtime_dir
 
-        print(f"no kernels in {runtime_dir()}")
+        print(f"no kernels{' matching ' + repr(spec) if spec else ''} in {runtime_dir()}")
         return 0
     print(f"{'app':<20} {'pid':>8} {'age':>6}  {'state':<10} file")
     for record in records:
@@ -265,6 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     demo_parser.add_argument("--no-console", action="store_true", help="only start the host and say how to attach")
     demo_parser.set_defaults(run=demo)
     list_parser = commands.add_parser("list", help="list kernels with their app, pid, age and state")
+    list_parser.add_argument("name", nargs="?", help="only kernels of this app name, or whose file name contains it")
     list_parser.add_argument("--clean", action="store_true", help="first remove the connection files of dead kernels")
     list_parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     list_parser.add_argument("--timeout", type=float, default=0.5, help="seconds to wait for each heartbeat")
@@ -288,7 +321,23 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if getattr(args, "name", None) == "-":
         args.name = None
-    return int(args.run(args))
+    with closed_pipe_is_quiet():
+        return int(args.run(args))
+
+
+@contextmanager
+def closed_pipe_is_quiet() -> Iterator[None]:
+    """``zembed list | head -2``: the reader left; stop printing, no traceback.
+    (Python's documented recipe: point stdout at devnull so the flush at
+    exit does not fail again.)"""
+    try:
+        yield
+        sys.stdout.flush()  # here, not at exit: a full pipe buffer fails at the last flush
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        sys.exit(141)  # 128 + SIGPIPE, what a shell reports for a writer whose reader left
 
 
 if __name__ == "__main__":

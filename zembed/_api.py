@@ -6,7 +6,8 @@ import logging
 from typing import Any
 
 from ._config import load_config
-from ._kernel import Kernel, ShutdownHook
+from ._errors import UsageError
+from ._kernel import ErrorHook, Kernel, ShutdownHook
 from .loops import resolve_loop
 
 log = logging.getLogger("zembed")
@@ -21,6 +22,7 @@ def start_kernel(
     ip: str | None = None,
     transport: str | None = None,
     on_shutdown: ShutdownHook | None = None,
+    on_error: ErrorHook | None = None,
     **options: Any,
 ) -> Kernel:
     """Start serving ``namespace`` to Jupyter clients; return at once.
@@ -36,7 +38,13 @@ def start_kernel(
 
     ``on_shutdown(kernel, restart)`` is called on the host's thread after a
     client's ``shutdown_request`` detached the kernel; by default the host
-    just keeps running.
+    just keeps running.  ``on_error(kernel, exc)`` is called on the host's
+    thread if the kernel ever stops serving by itself (its socket thread
+    failed: a bug in zembed, logged with its traceback); ``kernel.running``
+    is False from then on and ``kernel.failure`` holds the exception.
+
+    Cells see ``__name__ == "__main__"`` when ``namespace`` has no
+    ``__name__`` (as in IPython): that key is the only one added to it.
     """
     explicit = {"name": name, "connection_file": connection_file, "ip": ip, "transport": transport}
     overrides = {k: v for k, v in explicit.items() if v is not None}
@@ -46,12 +54,14 @@ def start_kernel(
     config = load_config(overrides)
     adapter = resolve_loop(config.loop if loop is None or isinstance(loop, str) else loop)
     if namespace is None:
-        namespace = {"__name__": "__zembed__"}
+        namespace = {}
     elif not isinstance(namespace, dict):
-        from ._errors import UsageError
-
         raise UsageError(f"namespace must be a dict, not {type(namespace).__name__}")
-    return Kernel(namespace, config, adapter, on_shutdown)
+    for hook, what in ((on_shutdown, "on_shutdown"), (on_error, "on_error")):
+        if hook is not None and not callable(hook):
+            raise UsageError(f"{what} must be a callable, not {type(hook).__name__}")
+    namespace.setdefault("__name__", "__main__")
+    return Kernel(namespace, config, adapter, on_shutdown, on_error)
 
 
 def serve(namespace: dict[str, Any] | None = None, **kwargs: Any) -> None:
@@ -61,8 +71,6 @@ def serve(namespace: dict[str, Any] | None = None, **kwargs: Any) -> None:
     on the calling thread.
     """
     if "loop" in kwargs:
-        from ._errors import UsageError
-
         raise UsageError("serve() runs its own poll loop; use start_kernel() to choose a loop")
     kernel = start_kernel(namespace, loop="poll", **kwargs)
     print(f"zembed: serving {kernel.name!r}; attach with:\n  zconsole --existing {kernel.connection_file}")

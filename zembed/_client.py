@@ -9,8 +9,10 @@ below); ``Client`` waits with a poller, ``AsyncClient`` with asyncio.
 One request at a time per client; open one client per host to drive
 several.  ``execute`` raises ``RemoteError`` with the remote traceback; a
 silent host is told apart from a busy one by its heartbeat (``HostDied``
-vs ``TimeoutError``); Ctrl-C (or cancellation) while waiting interrupts the
-remote code first.
+vs ``TimeoutError``).  A timeout, Ctrl-C or cancellation while waiting
+interrupts the remote code first, so the next call never waits behind a
+cell nobody waits for (``execute(..., interrupt_on_timeout=False)`` leaves
+it running, and the error says so).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from ._protocol import Message, Session
 OutputHandler = Callable[[str, dict[str, Any]], None]  # (msg_type, content) of each output
 _DOTTED_NAME = re.compile(r"[^\W\d]\w*(\.[^\W\d]\w*)*")
 _HELPER = "__import__('zembed._scripting', fromlist=['_'])"
+INTERRUPT_WAIT = 5.0  # seconds an interrupted cell has to end before the caller is told it did not
 CHANNEL_SOCKETS = (
     ("shell", zmq.DEALER),
     ("control", zmq.DEALER),
@@ -242,6 +245,20 @@ class _Connection:
             return HostDied(f"the host of {self.connection_file.name} stopped answering its heartbeat")
         return TimeoutError(f"no reply within {limit:g} s; the host is alive but busy")
 
+    @staticmethod
+    def _timed_out(exc: TimeoutError, interrupted: bool | None) -> TimeoutError:
+        """The error for an execute that timed out: what became of the cell.
+        ``interrupted``: True (it stopped), False (the host did not come
+        back to take the interrupt yet), None (it was left running)."""
+        if interrupted is None:
+            return TimeoutError(f"{exc}; the cell still runs in the host (interrupt_on_timeout=False)")
+        if interrupted:
+            return TimeoutError(f"{exc}; the cell was interrupted")
+        return TimeoutError(
+            f"{exc}; an interrupt was sent: the cell stops when the host's thread comes back to it "
+            "(as soon as it starts, if it has not yet)"
+        )
+
     def close(self) -> None:
         for sock in self._sockets.values():
             sock.close()
@@ -262,13 +279,22 @@ class Client(_Connection):
             self.close()
             raise
 
-    def execute(self, code: str, *, timeout: float | None = None, on_output: OutputHandler | None = None) -> Result:
+    def execute(
+        self,
+        code: str,
+        *,
+        timeout: float | None = None,
+        on_output: OutputHandler | None = None,
+        interrupt_on_timeout: bool = True,
+    ) -> Result:
         """Run ``code`` in the host; raise ``RemoteError`` if it raises.
 
         ``on_output(msg_type, content)`` sees every output as it arrives
         (``stream``, ``display_data``, ``execute_result``, ``error``...).
+        After ``timeout`` seconds, ``TimeoutError``; the cell is interrupted
+        first unless ``interrupt_on_timeout`` is False.
         """
-        reply, result = self._execute(_execute_content(code), timeout, on_output)
+        reply, result = self._execute(_execute_content(code), timeout, on_output, interrupt_on_timeout)
         _check_execute(reply)
         return result
 
@@ -324,7 +350,11 @@ class Client(_Connection):
         raise TimeoutError(f"the kernel in {self.connection_file} did not answer within {timeout:g} s")
 
     def _execute(
-        self, content: dict[str, Any], timeout: float | None, on_output: OutputHandler | None
+        self,
+        content: dict[str, Any],
+        timeout: float | None,
+        on_output: OutputHandler | None,
+        interrupt_on_timeout: bool = True,
     ) -> tuple[Message, Result]:
         msg_id, frames = self._message("execute_request", content)
         self._sockets["shell"].send_multipart(frames)
@@ -332,9 +362,21 @@ class Client(_Connection):
             return self._collect("shell", msg_id, timeout, on_output, True)
         except KeyboardInterrupt:
             # Ctrl-C in the script: stop the remote code too, then stop here.
-            self.interrupt()
-            self._collect("shell", msg_id, 5.0, on_output, True)
+            self._interrupt_and_wait(msg_id, on_output)
             raise
+        except TimeoutError as exc:
+            if not interrupt_on_timeout:
+                raise self._timed_out(exc, None) from None
+            raise self._timed_out(exc, self._interrupt_and_wait(msg_id, on_output)) from None
+
+    def _interrupt_and_wait(self, msg_id: str, on_output: OutputHandler | None) -> bool:
+        """Interrupt the cell ``msg_id``; True if it ended within 5 s."""
+        self.interrupt()
+        try:
+            self._collect("shell", msg_id, INTERRUPT_WAIT, on_output, True)
+        except (TimeoutError, HostDied):
+            return False
+        return True
 
     def _collect(
         self, channel: str, msg_id: str, timeout: float | None, on_output: OutputHandler | None, wait_for_idle: bool
@@ -364,9 +406,14 @@ class AsyncClient(_Connection):
         super().__init__(connection_file, timeout, zmq.asyncio.Context())
 
     async def execute(
-        self, code: str, *, timeout: float | None = None, on_output: OutputHandler | None = None
+        self,
+        code: str,
+        *,
+        timeout: float | None = None,
+        on_output: OutputHandler | None = None,
+        interrupt_on_timeout: bool = True,
     ) -> Result:
-        reply, result = await self._execute(_execute_content(code), timeout, on_output)
+        reply, result = await self._execute(_execute_content(code), timeout, on_output, interrupt_on_timeout)
         _check_execute(reply)
         return result
 
@@ -412,7 +459,11 @@ class AsyncClient(_Connection):
         raise TimeoutError(f"the kernel in {self.connection_file} did not answer within {timeout:g} s")
 
     async def _execute(
-        self, content: dict[str, Any], timeout: float | None, on_output: OutputHandler | None
+        self,
+        content: dict[str, Any],
+        timeout: float | None,
+        on_output: OutputHandler | None,
+        interrupt_on_timeout: bool = True,
     ) -> tuple[Message, Result]:
         msg_id, frames = self._message("execute_request", content)
         await self._sockets["shell"].send_multipart(frames)
@@ -421,6 +472,15 @@ class AsyncClient(_Connection):
         except asyncio.CancelledError:
             await self.interrupt()  # cancelled: stop the remote code too
             raise
+        except TimeoutError as exc:
+            if not interrupt_on_timeout:
+                raise self._timed_out(exc, None) from None
+            await self.interrupt()
+            try:
+                await self._collect("shell", msg_id, INTERRUPT_WAIT, on_output, True)
+            except (TimeoutError, HostDied):
+                raise self._timed_out(exc, False) from None
+            raise self._timed_out(exc, True) from None
 
     async def _collect(
         self, channel: str, msg_id: str, timeout: float | None, on_output: OutputHandler | None, wait_for_idle: bool

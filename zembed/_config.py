@@ -14,6 +14,9 @@ The kernel itself takes the resolved plain values; traitlets stays here.
 from __future__ import annotations
 
 import os
+import sys
+import unicodedata
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +25,7 @@ from traitlets import Bool, Enum, Float, HasTraits, Int, TraitError, Unicode, va
 from ._errors import UsageError
 
 ENV_PREFIX = "ZEMBED_"
+MAX_NAME_LENGTH = 128
 
 
 class KernelConfig(HasTraits):
@@ -33,9 +37,11 @@ class KernelConfig(HasTraits):
     """
 
     name = Unicode(
-        "zembed",
+        "",
         help="App name: part of the connection file name, shown to clients, used by "
-        "`zconsole --existing NAME` (and `jupyter console --existing NAME`) to find this host.",
+        "`zconsole --existing NAME` (and `jupyter console --existing NAME`) to find this host; its "
+        "history and crash reports are kept under it. Empty: the host program's name (its script, "
+        "module or executable, e.g. 'myapp' for `python myapp.py`).",
     ).tag(config=True)
     loop = Unicode(
         "auto",
@@ -99,11 +105,20 @@ class KernelConfig(HasTraits):
         "of the app, zconsole and `zembed crashes` can say how and in which cell a host died.",
     ).tag(config=True)
 
+    # Set by load_config: the name was not given, so it came from the program's name.
+    name_derived = False
+
     @validate("name")
     def _check_name(self, proposal: Any) -> str:
         value = str(proposal["value"])
+        if not value:
+            return value  # the program's name, filled in by load_config
         if not value.strip():
-            raise TraitError("name must not be empty")
+            raise TraitError("name must not be blank")
+        if len(value) > MAX_NAME_LENGTH:
+            raise TraitError(f"name is {len(value)} characters long; at most {MAX_NAME_LENGTH} are allowed")
+        if any(unicodedata.category(c) in ("Cc", "Cf", "Cs") for c in value):
+            raise TraitError(f"name {value!r} holds control characters")
         return value
 
     @validate("history_limit")
@@ -124,13 +139,35 @@ class KernelConfig(HasTraits):
             raise TraitError(f"{proposal['trait'].name} must be between 0 and 65535")
         return int(proposal["value"])
 
-    def connection_path(self) -> Path:
+    def connection_path(self, taken: Collection[Path] = ()) -> Path:
+        """The connection file to write: the one given, else the first
+        default name not in ``taken`` (the files of this process's kernels)."""
         from ._connection import default_file_name, runtime_dir
 
         if self.connection_file:
             return Path(self.connection_file).expanduser().absolute()
-        directory = Path(self.connection_dir).expanduser() if self.connection_dir else runtime_dir()
-        return directory.absolute() / default_file_name(self.name)
+        directory = (Path(self.connection_dir).expanduser() if self.connection_dir else runtime_dir()).absolute()
+        serial = 1
+        while (path := directory / default_file_name(self.name, serial=serial)) in taken:
+            serial += 1
+        return path
+
+
+def program_name() -> str:
+    """The host program's name, the default app name: the module run with
+    ``-m`` (``pkg.tool``), else the script's stem (``myapp`` for
+    ``python myapp.py``), else the executable's (``blender``, ``python3``)."""
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    name = ""
+    if spec is not None and getattr(spec, "name", None):
+        name = str(spec.name).removesuffix(".__main__")
+    elif sys.argv and sys.argv[0] not in ("", "-c", "-"):
+        name = Path(sys.argv[0]).stem
+    if not name or name == "__main__":
+        name = Path(sys.executable or "python").stem
+    cleaned = "".join(c for c in name if unicodedata.category(c) not in ("Cc", "Cf", "Cs")).strip()
+    return cleaned[:MAX_NAME_LENGTH] or "python"
 
 
 def option_names() -> list[str]:
@@ -205,4 +242,7 @@ def load_config(overrides: Options, environ: dict[str, str] | None = None) -> Ke
                 setattr(result, key, value)
             except TraitError as exc:
                 raise UsageError(f"{exc}" + (f" (from the {source})" if source else "")) from None
+    if not result.name:
+        result.name = program_name()
+        result.name_derived = True
     return result

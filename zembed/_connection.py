@@ -6,20 +6,24 @@ Jupyter's format (``shell_port``, ``iopub_port``, ``stdin_port``,
 name, pid and start time, which Jupyter clients ignore.
 
 Files are named ``kernel-zembed-<app>-<pid>.json`` in Jupyter's runtime
-directory, so ``jupyter console --existing`` (which looks for
-``kernel-*.json`` and for substrings) finds zembed kernels too.
+directory (a second kernel of the app in the same process adds ``-2``), so
+``jupyter console --existing`` (which looks for ``kernel-*.json`` and for
+substrings) finds zembed kernels too.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import sys
+import unicodedata
 from pathlib import Path
 from typing import Any
 
 from ._errors import ConnectionFileError
+from ._private import write_private
 
 CHANNELS = ("shell", "iopub", "stdin", "control", "hb")
 REQUIRED_KEYS = ("ip", "key", "transport", *(f"{c}_port" for c in CHANNELS))
@@ -67,43 +71,29 @@ def runtime_dir() -> Path:
 
 
 def safe_app_name(name: str) -> str:
-    """The app name as it appears in file names: letters, digits, ``._-``."""
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._-")
-    return cleaned or "app"
+    """The app name as it appears in file and folder names: letters and
+    digits of any script, ``._-``, at most 60 bytes.  A name that had to be
+    changed to fit gets a short hash of itself, so two names never share
+    one folder (``a/b`` and ``a_b``, or two long names alike at the start)."""
+    cleaned = re.sub(r"[^\w.-]+", "_", unicodedata.normalize("NFC", name)).strip("._-")
+    if cleaned == name and len(cleaned.encode("utf-8")) <= 60:
+        return cleaned
+    short = cleaned.encode("utf-8")[:48].decode("utf-8", "ignore").rstrip("._-")
+    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"{short}-{digest}" if short else f"app-{digest}"
 
 
-def default_file_name(app: str, pid: int | None = None) -> str:
-    return f"kernel-zembed-{safe_app_name(app)}-{os.getpid() if pid is None else pid}.json"
-
-
-def ensure_private_dir(path: Path) -> None:
-    """Create ``path`` as 0700 if it does not exist (parents as needed)."""
-    if not path.exists():
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        os.chmod(path, 0o700)  # mkdir's mode is filtered by the umask
+def default_file_name(app: str, pid: int | None = None, serial: int = 1) -> str:
+    """``kernel-zembed-<app>-<pid>.json``; ``serial`` 2 and up add ``-2``...
+    for a kernel of the same app started while the first still runs."""
+    suffix = "" if serial == 1 else f"-{serial}"
+    return f"kernel-zembed-{safe_app_name(app)}-{os.getpid() if pid is None else pid}{suffix}.json"
 
 
 def write_connection_file(path: Path, info: dict[str, Any]) -> None:
-    """Write ``info`` atomically, readable by the owner only (0600).
-
-    The data goes to a private temporary file in the same directory, which
-    is then renamed over ``path``: a client never reads half a file.
-    """
-    ensure_private_dir(path.parent)
-    tmp = path.parent / f".tmp-{os.urandom(8).hex()}.json"
-    # O_EXCL: never follow or reuse an existing file; 0600 from the start.
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(info, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    """Write ``info`` atomically, readable by the owner only (0600, in a
+    0700 folder if zembed makes it): a client never reads half a file."""
+    write_private(path, (json.dumps(info, indent=2) + "\n").encode("utf-8"))
 
 
 def read_connection_file(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -124,7 +114,17 @@ def read_connection_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     missing = [k for k in REQUIRED_KEYS if k not in info]
     if missing:
         raise ConnectionFileError(f"{p} lacks {', '.join(missing)}: not a Jupyter connection file")
+    wrong = [f"{c}_port" for c in CHANNELS if not _is_port(info[f"{c}_port"])]
+    wrong += [k for k in ("ip", "key") if not isinstance(info[k], str)]
+    if info["transport"] not in ("tcp", "ipc"):
+        wrong.append("transport")
+    if wrong:
+        raise ConnectionFileError(f"{p} has invalid {', '.join(wrong)}: not a usable connection file")
     return info
+
+
+def _is_port(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value < 65536
 
 
 def address(info: dict[str, Any], channel: str) -> str:
@@ -147,10 +147,3 @@ def connect(sock: Any, info: dict[str, Any], channel: str) -> None:
         sock.curve_publickey = public
         sock.curve_serverkey = server_key.encode("ascii") if isinstance(server_key, str) else server_key
     sock.connect(address(info, channel))
-
-
-def remove_quietly(path: Path) -> None:
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        pass

@@ -1,8 +1,10 @@
 """Finding kernels: list connection files, tell live from busy from dead,
 resolve "the kernel I mean" from a name or a path.
 
-Every ``kernel-*.json`` in the runtime directory is a candidate, zembed's
-and any other Jupyter kernel's.  State, cheapest test first:
+Every JSON file in the runtime directory that holds the connection keys
+is a candidate, zembed's and any other Jupyter kernel's, whatever its name
+(``jupyter console --existing`` finds them all the same way); server info
+files and anything else are skipped.  State, cheapest test first:
 
 - ``dead``: the file names a pid that is gone, or the heartbeat does not
   echo within the timeout;
@@ -12,8 +14,9 @@ and any other Jupyter kernel's.  State, cheapest test first:
 
 Resolution rule (what ``zconsole --existing NAME`` and
 ``zembed.connect(NAME)`` use): an existing path is taken as it is;
-otherwise the newest live or busy kernel whose app name equals NAME, or
-whose file name contains it.
+otherwise the newest live or busy kernel whose app name equals NAME (the
+``app name`` rule), or whose file name contains it (the ``file name``
+rule, jupyter_client's own).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from ._errors import ConnectionFileError, ProtocolError
 from ._protocol import Session
 
 BUSY_AFTER = 1.0  # seconds the host may be away before it counts as busy
+MAX_FILE_BYTES = 1 << 20  # a connection file is a few hundred bytes; larger JSON is something else
 
 
 @dataclass
@@ -60,8 +64,17 @@ class KernelRecord:
     def age_seconds(self) -> float:
         return max(0.0, time.time() - self.modified)
 
+    def match(self, name: str) -> str | None:
+        """Which rule makes ``name`` mean this kernel: ``"app name"``,
+        ``"file name"`` (a part of it), or None."""
+        if self.app == name:
+            return "app name"
+        if name in self.connection_file.name:
+            return "file name"
+        return None
+
     def matches(self, name: str) -> bool:
-        return self.app == name or name in self.connection_file.name
+        return self.match(name) is not None
 
 
 def find_kernels(directory: str | os.PathLike[str] | None = None) -> list[KernelRecord]:
@@ -71,13 +84,19 @@ def find_kernels(directory: str | os.PathLike[str] | None = None) -> list[Kernel
     """
     folder = Path(directory) if directory is not None else runtime_dir()
     records = []
-    for path in folder.glob("kernel-*.json"):
+    try:
+        paths = [p for p in folder.iterdir() if p.suffix == ".json" and not p.name.startswith(".")]
+    except OSError:  # no runtime dir yet: no kernels
+        return []
+    for path in paths:
         try:
+            stat = path.stat()
+            if not path.is_file() or stat.st_size > MAX_FILE_BYTES:
+                continue
             info = read_connection_file(path)
-            modified = path.stat().st_mtime
         except (ConnectionFileError, OSError):
             continue
-        records.append(KernelRecord(path, info, modified))
+        records.append(KernelRecord(path, info, stat.st_mtime))
     records.sort(key=lambda r: r.modified, reverse=True)
     return records
 
@@ -150,10 +169,13 @@ def _kernel_info(info: dict[str, Any], timeout: float, ctx: zmq.Context[Any]) ->
         control.close()
 
 
-def list_kernels(directory: str | os.PathLike[str] | None = None, timeout: float = 0.5) -> list[KernelRecord]:
-    """Every kernel in ``directory``, probed, newest first."""
+def list_kernels(
+    directory: str | os.PathLike[str] | None = None, timeout: float = 0.5, name: str | None = None
+) -> list[KernelRecord]:
+    """Every kernel in ``directory`` (those ``name`` matches, if given), probed, newest first."""
+    records = [r for r in find_kernels(directory) if name is None or r.matches(name)]
     with zmq.Context() as context:
-        return [probe(record, timeout, context) for record in find_kernels(directory)]
+        return [probe(record, timeout, context) for record in records]
 
 
 def clean(directory: str | os.PathLike[str] | None = None, timeout: float = 0.5) -> list[KernelRecord]:

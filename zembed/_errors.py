@@ -26,7 +26,15 @@ class ProtocolError(ZembedError):
 
 
 class MalformedMessage(ProtocolError):
-    """Frames that do not form a Jupyter message (delimiter, JSON, types)."""
+    """Frames that do not form a Jupyter message (delimiter, JSON, types).
+
+    ``request`` is the signed message as far as it could be read (its header
+    intact, the rest empty) when only a later part was malformed: the kernel
+    can still answer it with an error reply.  None otherwise."""
+
+    def __init__(self, message: str, request: object = None) -> None:
+        super().__init__(message)
+        self.request = request
 
 
 class BadSignature(ProtocolError):

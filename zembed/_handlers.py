@@ -19,14 +19,14 @@ from ._capture import OutputBuffer, captured_streams
 from ._display import format_bundle, publishing
 from ._execute import error_content, evaluate_expressions, run_cell
 from ._protocol import PROTOCOL_VERSION, Message
-from ._sockets import RateLimitedLog
+from ._ratelimit import RateLimitedLog
 from ._version import __version__
 
 if TYPE_CHECKING:
     from ._kernel import Kernel
 
 log = logging.getLogger("zembed")
-_refused = RateLimitedLog()  # signed but refused requests: a flood must not fill the disk either
+_refused = RateLimitedLog(what="refused requests")  # signed but refused requests: a flood must not fill the disk either
 _PYTHON_VERSION = "{}.{}.{}".format(*sys.version_info[:3])
 
 Content = dict[str, Any]
@@ -53,7 +53,12 @@ class Request:
     def reply(self, content: Content, msg_type: str | None = None) -> None:
         reply_type = msg_type or self.message.msg_type.replace("_request", "_reply")
         self.kernel.send(
-            self.channel, reply_type, content, self.message.header, self.message.idents, after_history=self.history_change
+            self.channel,
+            reply_type,
+            content,
+            self.message.header,
+            self.message.idents,
+            after_history=self.history_change,
         )
 
 
@@ -95,6 +100,12 @@ def handle(kernel: Kernel, channel: str, message: Message, table: dict[str, Hand
     request.publish("status", {"execution_state": "idle"})
     for callback in request.afterwards:
         callback()
+
+
+def refuse(kernel: Kernel, channel: str, message: Message, problem: Exception) -> None:
+    """Answer a request that cannot be handled (part of it unreadable) with
+    an error reply, inside busy/idle like any other."""
+    handle(kernel, channel, message, {message.msg_type: lambda _kernel, _request: _error_reply(problem)})
 
 
 def on_socket_thread(channel: str, msg_type: str) -> bool:
@@ -148,6 +159,7 @@ def kernel_info(kernel: Kernel, request: Request) -> Content:
             "connection_file": str(kernel.connection_file),
             "executing": kernel.executing,
             "host_busy_seconds": round(kernel.host_busy_seconds(), 3),
+            "running_cell": kernel.running_cell(),
             "execution_count": kernel.execution_count,
             "crashes": kernel.crashes,
             "history": {"session": kernel.history.session_if_ready, "problem": kernel.history.problem},
@@ -161,6 +173,8 @@ def _banner(kernel: Kernel) -> str:
         f"zembed {__version__}: a kernel inside {kernel.name!r} (pid {_pid()}), "
         f"Python {_PYTHON_VERSION}, host loop {kernel.loop}\n"
     )
+    if kernel.config.name_derived:
+        text += f"(app name {kernel.name!r} is the host program's name; the host can pass name= to choose one)\n"
     for crash in kernel.crashes:
         text += f"!! {crash['text']}\n   the report: zembed crashes {kernel.name}\n"
     if kernel.history.problem:

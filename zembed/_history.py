@@ -25,6 +25,7 @@ With no path, history lives in memory (same queries, same bound).
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -32,6 +33,8 @@ from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from ._private import open_private, private_dir
 
 log = logging.getLogger("zembed")
 
@@ -77,9 +80,10 @@ class History:
 
     # -- the host's thread ----------------------------------------------------
 
-    @property
-    def session(self) -> int:
-        self._ready.wait(READY_TIMEOUT)
+    def wait_for_session(self, timeout: float = READY_TIMEOUT) -> int:
+        """This run's session number, once the writer has opened the
+        database (it blocks until then, at most ``timeout`` seconds)."""
+        self._ready.wait(timeout)
         return self._session
 
     @property
@@ -143,7 +147,7 @@ class History:
         elif access == "range":
             session = int(request.get("session", 0) or 0)
             if session <= 0:
-                session += self.session
+                session += self.wait_for_session()
             start = int(request.get("start", 0) or 0)
             stop = request.get("stop")
             where, args = "session = ? AND line >= ?", [session, start]
@@ -212,7 +216,7 @@ class History:
             connection = self._connect(self._database, check_same_thread=False)
             connection.executescript(SCHEMA)
             return connection
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dir(self.path.parent)
         try:
             return self._open_file()
         except sqlite3.DatabaseError as exc:
@@ -226,6 +230,11 @@ class History:
             return self._open_file()
 
     def _open_file(self) -> sqlite3.Connection:
+        # SQLite gives its -wal and -shm files the database file's mode: make
+        # that 0600 before SQLite creates anything.
+        for suffix in ("", "-wal", "-shm"):
+            if suffix == "" or Path(f"{self.path}{suffix}").exists():
+                os.close(open_private(f"{self.path}{suffix}", os.O_RDWR))
         connection = self._connect(str(self.path), check_same_thread=False)  # committers share it, under a lock
         try:
             connection.execute("PRAGMA journal_mode = WAL")
@@ -244,9 +253,13 @@ class History:
         try:
             connection = self._open()
             with connection:
-                self._session = connection.execute(
-                    "INSERT INTO sessions (pid, started) VALUES (?, ?)", (self._pid, time.strftime("%Y-%m-%dT%H:%M:%S"))
-                ).lastrowid or 1
+                self._session = (
+                    connection.execute(
+                        "INSERT INTO sessions (pid, started) VALUES (?, ?)",
+                        (self._pid, time.strftime("%Y-%m-%dT%H:%M:%S")),
+                    ).lastrowid
+                    or 1
+                )
         except (sqlite3.Error, OSError) as exc:
             self.problem = f"history database {self.path} cannot be used ({exc}); history kept in memory"
             log.warning("zembed: %s", self.problem)
@@ -341,9 +354,7 @@ class History:
         happen in a commit made on the socket thread)."""
         try:
             with connection:
-                connection.execute(
-                    "DELETE FROM history WHERE id <= (SELECT MAX(id) FROM history) - ?", (self.limit,)
-                )
+                connection.execute("DELETE FROM history WHERE id <= (SELECT MAX(id) FROM history) - ?", (self.limit,))
             if self.path is not None:
                 connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
         except sqlite3.Error as exc:

@@ -29,11 +29,13 @@ import zmq
 from . import _handlers
 from ._capture import OutputBuffer
 from ._config import KernelConfig
-from ._connection import app_data_dir, ensure_private_dir, remove_quietly, write_connection_file
-from ._errors import UsageError
+from ._connection import app_data_dir, read_connection_file, write_connection_file
+from ._errors import ConnectionFileError, UsageError
 from ._history import History
 from ._interrupt import Interrupter
+from ._private import private_dir, remove_quietly
 from ._protocol import SIGNATURE_SCHEME, Message, Session, new_key, utc_now
+from ._ratelimit import RateLimitedLog
 from ._recovery import RunRecord, collect, notice, take_unannounced, unhandled_exception
 from ._sockets import SocketThread, bind_sockets
 from ._stdin import StdinBridge
@@ -42,6 +44,15 @@ from .loops import LoopAdapter, PollLoop
 log = logging.getLogger("zembed")
 
 ShutdownHook = Callable[["Kernel", bool], None]
+ErrorHook = Callable[["Kernel", BaseException], None]
+
+POLL_STALL_AFTER = 10.0  # seconds without kernel.poll() before a poll-mode host is told (once per stall)
+
+# Connection files of the kernels running in this process: two kernels
+# given the same path would make the first unreachable.
+_files_in_use: set[Path] = set()
+_files_lock = threading.Lock()
+_degraded = RateLimitedLog(what="degraded messages")
 
 if TYPE_CHECKING:
     from ._magics import Magics
@@ -56,6 +67,7 @@ class Kernel:
         config: KernelConfig,
         adapter: LoopAdapter,
         on_shutdown: ShutdownHook | None = None,
+        on_error: ErrorHook | None = None,
     ) -> None:
         self.namespace = namespace
         self.name: str = config.name
@@ -72,6 +84,11 @@ class Kernel:
         self.subscribers = 0  # iopub subscriptions: attached clients, in practice
         self._adapter = adapter
         self._on_shutdown = on_shutdown
+        self._on_error = on_error
+        # Why the kernel stopped serving on its own (its socket thread
+        # failed), or None: ``running`` is False from then on.
+        self.failure: BaseException | None = None
+        self._poll_stall_told = False
         self._interrupter = Interrupter()
         self._stdin = StdinBridge()
         self._host_queue: deque[tuple[str, Message]] = deque()
@@ -91,16 +108,51 @@ class Kernel:
         key = new_key()
         self.session = Session(key)
         self._topic_prefix = f"kernel.{self.session.session_id}.".encode()
-        context: zmq.Context[Any] = zmq.Context()
+        self._claim_connection_file(config)
+        try:
+            self._open(config, adapter, curve, key)
+        except BaseException:
+            self._release_connection_file()
+            raise
+        atexit.register(self._stop_at_exit)
+        self.publish("status", {"execution_state": "starting"})
+        log.info("zembed: kernel %r serving on %s (loop: %s)", self.name, self.connection_file, adapter.name)
+        if config.name_derived:
+            log.info("zembed: app name %r comes from the program's name; pass name= to choose one", self.name)
+        for crash in self.crashes:
+            log.warning("zembed: %s (zembed crashes %s)", crash["text"], self.name)
+
+    def _claim_connection_file(self, config: KernelConfig) -> None:
+        with _files_lock:
+            self.connection_file: Path = config.connection_path(taken=_files_in_use)
+            if self.connection_file in _files_in_use:
+                raise UsageError(
+                    f"connection file {self.connection_file} is already used by another kernel in this process; "
+                    "give each kernel its own name or connection_file"
+                )
+            _files_in_use.add(self.connection_file)
+
+    def _release_connection_file(self) -> None:
+        with _files_lock:
+            _files_in_use.discard(self.connection_file)
+
+    def _open(
+        self,
+        config: KernelConfig,
+        adapter: LoopAdapter,
+        curve: tuple[bytes, bytes] | None,
+        key: bytes,
+    ) -> None:
+        """Bind, start the threads, write the connection file; undo it all on failure."""
         ports = {c: getattr(config, f"{c}_port") for c in ("shell", "iopub", "stdin", "control", "hb")}
-        self.connection_file: Path = config.connection_path()
         ip = config.ip
         if config.transport == "ipc":
             # Jupyter's ipc convention: "ip" is a path prefix.  The default
             # loopback address means "next to the connection file".
             if ip == "127.0.0.1":
                 ip = str(self.connection_file.with_suffix("")) + "-ipc"
-            ensure_private_dir(Path(ip).parent)  # the socket files live there
+            private_dir(Path(ip).parent)  # the socket files live there
+        context: zmq.Context[Any] = zmq.Context()
         try:
             sockets, bound = bind_sockets(
                 context, config.transport, ip, ports, config.max_message_bytes, curve[1] if curve else None
@@ -132,8 +184,10 @@ class Kernel:
             self.session,
             self._on_message,
             self._on_subscribe,
-            self._flush_output,
+            self._on_tick,
             self._tick_interval,
+            self._on_socket_failure,
+            self._on_malformed,
         )
         self.history = History(
             self.app_dir / "history.sqlite" if config.persistent_history else None,
@@ -146,17 +200,16 @@ class Kernel:
         self._sockets.start()
         try:
             write_connection_file(self.connection_file, self.connection_info)
-        except BaseException:
+        except BaseException as exc:
             self._sockets.stop()
             self.history.close()
             if self._record is not None:
                 self._record.close()
+            if isinstance(exc, OSError):
+                raise ConnectionFileError(
+                    f"cannot write the connection file {self.connection_file}: {exc.strerror or exc}"
+                ) from exc
             raise
-        atexit.register(self._stop_at_exit)
-        self.publish("status", {"execution_state": "starting"})
-        log.info("zembed: kernel %r serving on %s (loop: %s)", self.name, self.connection_file, adapter.name)
-        for crash in self.crashes:
-            log.warning("zembed: %s (zembed crashes %s)", crash["text"], self.name)
 
     @staticmethod
     def _check_address(config: KernelConfig) -> tuple[bytes, bytes] | None:
@@ -213,7 +266,9 @@ class Kernel:
 
     @property
     def running(self) -> bool:
-        return not self._stopped and not self.detached
+        """True while the kernel serves: not stopped, not detached by a
+        client, and its socket thread alive (see ``failure``)."""
+        return not self._stopped and not self.detached and self.failure is None
 
     def poll(self) -> bool:
         """Run pending kernel work now, on this thread; True if any ran.
@@ -269,14 +324,29 @@ class Kernel:
                 log.exception("zembed: a stop callback failed")
         self._stdin.closed = True
         self._stdin.wake()
+        # The file goes first: a client that sees the heartbeat stop and
+        # the file gone knows the kernel was stopped, not killed.
+        self._remove_connection_file()
         self._sockets.stop()
-        remove_quietly(self.connection_file)
+        self._release_connection_file()
         self._adapter.close()
         self._host_queue.clear()
         self.history.close()
         if self._record is not None:
             self._record.close(unhandled)
         log.info("zembed: kernel %r stopped", self.name)
+
+    def _remove_connection_file(self) -> None:
+        """Remove our connection file, unless another kernel (another
+        process given the same path) has written its own there since."""
+        try:
+            key = read_connection_file(self.connection_file).get("key")
+        except ConnectionFileError:
+            key = None  # missing or unreadable: remove what is there, if anything
+            if not self.connection_file.exists():
+                return
+        if key is None or key == self.connection_info["key"]:
+            remove_quietly(self.connection_file)
 
     def __enter__(self) -> Kernel:
         return self
@@ -344,9 +414,31 @@ class Kernel:
         }
 
     def host_busy_seconds(self) -> float:
-        """How long the host's thread has not come back for kernel work."""
-        since = [t for t in (self._waiting_since, self._cell_started) if t is not None]
-        return time.monotonic() - min(since) if since else 0.0
+        """How long the host's thread has not come back for kernel work: a
+        request waiting for it, a cell running, or (poll hosts) no
+        ``poll()`` call."""
+        since = [t for t in (self._waiting_since, self._cell_started, self._last_poll()) if t is not None]
+        return max(0.0, time.monotonic() - min(since)) if since else 0.0
+
+    def running_cell(self) -> dict[str, Any] | None:
+        """The cell on the host's thread now: whose, which, for how long,
+        and whether it waits for input (``kernel_info`` says this)."""
+        active, started = self._active_output, self._cell_started
+        if active is None or started is None:
+            return None
+        parent = active[1]
+        return {
+            "msg_id": parent.get("msg_id"),
+            "session": parent.get("session"),
+            "username": parent.get("username"),
+            "execution_count": self.execution_count,
+            "seconds": round(time.monotonic() - started, 3),
+            "waiting_for_input": self._stdin.waiting,
+        }
+
+    def _last_poll(self) -> float | None:
+        adapter = self._adapter
+        return adapter.last_poll if isinstance(adapter, PollLoop) else None
 
     # -- sending (any thread) ---------------------------------------------
 
@@ -366,7 +458,15 @@ class Kernel:
         crash could still take back."""
         header = self.session.header(msg_type)
         if not self._stopped:
-            frames = self.session.serialize(msg_type, content, parent, metadata, idents, header=header)
+            try:
+                frames, given_up = self.session.serialize_safely(msg_type, content, parent, metadata, idents, header)
+            except ValueError as exc:
+                _degraded.error("zembed: a %s could not be sent: %s", msg_type, exc)
+                return str(header["msg_id"])
+            if given_up is not None:
+                _degraded.warning(
+                    "zembed: a %s was sent without %s, which cannot be written as JSON", msg_type, given_up
+                )
             barrier = (self.history, after_history) if after_history else None
             self._sockets.send(channel, frames, wake=not self._in_host_batch, barrier=barrier)
         return str(header["msg_id"])
@@ -408,6 +508,12 @@ class Kernel:
             self._scheduled = True
             self._adapter.call_soon(self._run_pending)
 
+    def _on_malformed(self, channel: str, request: Message, exc: Exception) -> None:
+        """A signed request whose parent, metadata or content could not be
+        read: answered with an error on the socket thread, never run."""
+        if channel in ("shell", "control") and request.msg_type.endswith("_request"):
+            _handlers.refuse(self, channel, request, exc)
+
     def _on_subscribe(self, topic: str, subscribed: bool) -> None:
         self.subscribers = max(0, self.subscribers + (1 if subscribed else -1))
         if subscribed:
@@ -417,7 +523,60 @@ class Kernel:
         # Tick while the host has work in hand: its messages are batched
         # without wake-ups, and a long cell's output must still stream.
         busy = self._active_output is not None or self._in_host_batch or self._host_queue
-        return self.config.stream_flush_interval if busy else None
+        interval = self.config.stream_flush_interval if busy else None
+        last_poll = self._last_poll()
+        if last_poll is not None:  # look again when a stall would be due (or, told, whether it is over)
+            due = POLL_STALL_AFTER
+            if not self._poll_stall_told:
+                due = max(0.05, last_poll + POLL_STALL_AFTER - time.monotonic())
+            interval = due if interval is None else min(interval, due)
+        return interval
+
+    def _on_tick(self) -> None:
+        self._flush_output()
+        self._check_poll_stall()
+
+    def _check_poll_stall(self) -> None:
+        """Say once, in the host's log, that a poll-mode host stopped calling
+        ``poll()``; clients see it in ``host_busy_seconds``."""
+        last_poll = self._last_poll()
+        if last_poll is None:
+            return
+        idle = time.monotonic() - last_poll
+        if self._poll_stall_told:
+            if idle < POLL_STALL_AFTER:  # it polls again: a later stall is told again
+                self._poll_stall_told = False
+                log.info("zembed: kernel %r is polled again", self.name)
+            return
+        if idle >= POLL_STALL_AFTER:
+            self._poll_stall_told = True
+            log.warning(
+                "zembed: kernel %r (loop='poll') has not been polled for %.0f s: no request is served until the "
+                "host calls kernel.poll() (from its frame loop or a timer)",
+                self.name,
+                idle,
+            )
+
+    def _on_socket_failure(self, exc: BaseException) -> None:
+        """The socket thread is ending by an exception (on that thread):
+        nobody can reach this kernel any more, so say so and make sure no
+        client finds a ghost.  The host learns through ``running``,
+        ``failure``, the log and ``on_error``; the rest of the stop runs on
+        the host's thread."""
+        self.failure = exc
+        self._remove_connection_file()
+        log.error("zembed: kernel %r stopped serving: %s: %s", self.name, type(exc).__name__, exc)
+
+        def tell_host() -> None:
+            try:
+                if self._on_error is not None:
+                    self._on_error(self, exc)
+            except Exception:
+                log.exception("zembed: the host's on_error callback failed")
+            finally:
+                self.stop()
+
+        self._adapter.call_soon(tell_host)
 
     def _flush_output(self) -> None:
         active = self._active_output
@@ -428,7 +587,7 @@ class Kernel:
     def detach(self, restart: bool) -> None:
         """End serving after a remote ``shutdown_request``; the host lives on."""
         self.detached = True
-        remove_quietly(self.connection_file)
+        self._remove_connection_file()
         self._sockets.stop()  # from its own thread: flags it, returns at once
         self._adapter.call_soon(lambda: self._after_detach(restart))
 

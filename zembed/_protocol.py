@@ -67,10 +67,14 @@ def utc_now() -> str:
 
 
 def _dumps(obj: Any) -> bytes:
+    """JSON bytes of ``obj``.  Raises for what no JSON can say (nesting past
+    the interpreter's limit, a value that contains itself, keys that are
+    not scalars) and for what a user's ``__repr__`` raises in the fallback:
+    ``Session.serialize_safely`` is the caller that cannot fail."""
     if orjson is not None:
         try:
             return orjson.dumps(obj, default=_json_fallback, option=orjson.OPT_NON_STR_KEYS)
-        except TypeError:  # lone surrogates, ints beyond 64 bits: the stdlib copes
+        except TypeError:  # lone surrogates, ints beyond 64 bits, over 255 levels: the stdlib copes
             pass
     text = json.dumps(obj, ensure_ascii=False, default=_json_fallback)
     try:
@@ -98,6 +102,40 @@ def _json_fallback(obj: Any) -> Any:
     if isinstance(obj, (set, frozenset, tuple)):
         return list(obj)
     return repr(obj)
+
+
+def plain_fields(value: Dict | None) -> Dict:
+    """The fields of a header (or metadata) whose values are plain JSON scalars."""
+    if not isinstance(value, dict):
+        return {}
+    return {
+        k: v
+        for k, v in value.items()
+        if isinstance(k, str)
+        and (v is None or isinstance(v, (str, bool, float)) or (isinstance(v, int) and abs(v) < 2**63))
+    }
+
+
+def _unwritable_content(msg_type: str) -> Dict:
+    return {
+        "status": "error",
+        "ename": "UnserializableContent",
+        "evalue": f"the {msg_type} could not be written as JSON",
+        "traceback": [],
+    }
+
+
+def _object(name: str, raw: bytes) -> Dict:
+    """One of the four dict frames, decoded; ``MalformedMessage`` if it is not one."""
+    try:
+        value = _loads(raw)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise MalformedMessage(f"{name} is not JSON: {str(exc)[:200]}") from None
+    except RecursionError:  # the stdlib parser's limit, after orjson's (1,024 levels) refused it
+        raise MalformedMessage(f"{name} nests too deeply") from None
+    if not isinstance(value, dict):
+        raise MalformedMessage(f"{name} is {type(value).__name__}, not an object")
+    return value
 
 
 class Session:
@@ -140,6 +178,38 @@ class Session:
         for part in parts:
             mac.update(part)
         return mac.hexdigest().encode("ascii")
+
+    def serialize_safely(
+        self,
+        msg_type: str,
+        content: Dict,
+        parent: Dict | None = None,
+        metadata: Dict | None = None,
+        idents: list[bytes] | None = None,
+        header: Dict | None = None,
+    ) -> tuple[list[bytes], str | None]:
+        """``serialize``, degrading instead of failing: frames, and what had
+        to be given up (None when nothing).
+
+        A request's header comes back as its reply's parent, so a peer can
+        put anything there (nesting too deep to write back, say).  Then the
+        parent keeps only its plain fields (``msg_id``, ``session``, ...:
+        what clients match replies by), and if the content itself cannot be
+        written, a reply says why instead (spec: error replies carry
+        ``ename``/``evalue``).  Never raises for what a peer sent.
+        """
+        attempts: list[tuple[Dict, Dict | None, Dict | None, str | None]] = [
+            (content, parent, metadata, None),
+            (content, plain_fields(parent), plain_fields(metadata), "the parent header or metadata"),
+            (_unwritable_content(msg_type), plain_fields(parent), None, "the content"),
+        ]
+        failure: Exception | None = None
+        for body, parent_used, metadata_used, given_up in attempts:
+            try:
+                return self.serialize(msg_type, body, parent_used, metadata_used, idents, header=header), given_up
+            except Exception as exc:  # also what a user object's __repr__ raises in the fallback
+                failure = exc
+        raise ValueError(f"cannot serialize a {msg_type} at all: {failure}")
 
     def serialize(
         self,
@@ -185,20 +255,18 @@ class Session:
             raise ReplayedMessage("signature seen before")
         self._remember(seen)
 
-        dicts = []
-        for name, raw in zip(("header", "parent_header", "metadata", "content"), parts, strict=True):
-            try:
-                value = _loads(raw)
-            except (UnicodeDecodeError, ValueError) as exc:
-                raise MalformedMessage(f"{name} is not JSON: {exc}") from None
-            if not isinstance(value, dict):
-                raise MalformedMessage(f"{name} is {type(value).__name__}, not an object")
-            dicts.append(value)
-        header = dicts[0]
+        header = _object("header", parts[0])
         for key in ("msg_id", "msg_type"):
             if not isinstance(header.get(key), str):
                 raise MalformedMessage(f"header.{key} missing or not a string")
-        return Message(header, dicts[1], dicts[2], dicts[3], buffers, idents)
+        try:
+            parent, metadata, content = [
+                _object(name, raw)
+                for name, raw in zip(("parent_header", "metadata", "content"), parts[1:], strict=True)
+            ]
+        except MalformedMessage as exc:  # signed, with a readable header: it can still be answered
+            raise MalformedMessage(str(exc), Message(header, buffers=buffers, idents=idents)) from None
+        return Message(header, parent, metadata, content, buffers, idents)
 
     def _remember(self, signature: int) -> None:
         self._seen.add(signature)

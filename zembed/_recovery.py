@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from ._discovery import pid_gone
+from ._private import open_private, private_dir, remove_quietly, write_private
 from ._protocol import utc_now
 
 log = logging.getLogger("zembed")
@@ -73,15 +74,15 @@ class RunRecord:
 
     def __init__(self, app_dir: Path, app: str, connection_file: Path) -> None:
         self.app_dir = app_dir
-        runs = app_dir / "runs"
-        runs.mkdir(parents=True, exist_ok=True, mode=0o700)
+        runs = private_dir(app_dir / "runs")
         pid = os.getpid()
         self.run_id = f"{pid}-{os.urandom(3).hex()}"  # several kernels in one process each get their own
         self.lock_path = runs / f"{self.run_id}.json"
         self.log_path = runs / f"{self.run_id}.log"
         self.cell_path = runs / f"{self.run_id}.cell"
-        self._log_file = open(self.log_path, "w", encoding="utf-8")  # noqa: SIM115 - faulthandler keeps writing to it
-        self._cell_fd = os.open(self.cell_path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+        # faulthandler keeps writing to the log file until close()
+        self._log_file = os.fdopen(open_private(self.log_path, os.O_WRONLY | os.O_TRUNC), "w", encoding="utf-8")
+        self._cell_fd = open_private(self.cell_path, os.O_RDWR | os.O_TRUNC)
         # faulthandler is process-wide: take it only when the host has not
         # enabled it itself (then its traces go where the host said).
         self.owns_faulthandler = not faulthandler.is_enabled()
@@ -93,16 +94,18 @@ class RunRecord:
             "app": app,
             "connection_file": str(connection_file),
             "started": utc_now(),
-            "faulthandler": "zembed" if self.owns_faulthandler else "the host's own (native traces are not in this log)",
+            "faulthandler": "zembed"
+            if self.owns_faulthandler
+            else "the host's own (native traces are not in this log)",
         }
-        tmp = self.lock_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.info), encoding="utf-8")
-        os.replace(tmp, self.lock_path)
+        write_private(self.lock_path, json.dumps(self.info).encode("utf-8"))
         self._closed = False
 
     def cell_started(self, count: int, msg_id: str, code: str, history_session: int | None) -> None:
         """``history_session``: where the cell is in the history (None: not stored there)."""
-        header = json.dumps({"execution_count": count, "msg_id": msg_id, "started": utc_now(), "session": history_session})
+        header = json.dumps(
+            {"execution_count": count, "msg_id": msg_id, "started": utc_now(), "session": history_session}
+        )
         data = b"R" + header.encode() + b"\n" + code.encode("utf-8", "surrogateescape")
         os.pwrite(self._cell_fd, data, 0)
         os.ftruncate(self._cell_fd, len(data))
@@ -169,12 +172,29 @@ def collect(app_dir: Path) -> list[Report]:
         last_seen = max((p.stat().st_mtime for p in (claimed, log_path, cell_path) if p.exists()), default=time.time())
         report = _report_from(info if isinstance(info, dict) else {}, cell_path, log_path, last_seen)
         found.append(_save(app_dir, report))
+        if isinstance(info, dict):
+            _remove_connection_file_of(info)
         for path in (claimed, log_path, cell_path):
             try:
                 path.unlink()
             except FileNotFoundError:
                 pass
     return found
+
+
+def _remove_connection_file_of(info: dict[str, Any]) -> None:
+    """A host that died left its connection file: ``jupyter console
+    --existing APP`` would pick it and hang.  Remove it, if it is still the
+    dead process's own (a later kernel may have been given the same path)."""
+    path = info.get("connection_file")
+    if not isinstance(path, str):
+        return
+    try:
+        meta = json.loads(Path(path).read_text(encoding="utf-8")).get("zembed", {})
+    except (OSError, ValueError, AttributeError):
+        return
+    if isinstance(meta, dict) and meta.get("pid") == info.get("pid"):
+        remove_quietly(path)
 
 
 def _report_from(info: dict[str, Any], cell_path: Path, log_path: Path, last_seen: float) -> Report:
@@ -225,8 +245,7 @@ def _read_cell(path: Path) -> dict[str, Any] | None:
 
 def _save(app_dir: Path, report: Report) -> Report:
     """Write a report; the app keeps its newest KEEP_REPORTS (names sort by time)."""
-    folder = app_dir / "crashes"
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    folder = private_dir(app_dir / "crashes")
     now = time.time_ns()
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now / 1e9)) + f".{now % 10**9:09d}"
     path = folder / f"{stamp}-{report.get('pid')}-{os.urandom(2).hex()}.json"
@@ -238,9 +257,7 @@ def _save(app_dir: Path, report: Report) -> Report:
 
 
 def _write(path: Path, report: Report) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(report, indent=2), encoding="utf-8")
-    os.replace(tmp, path)
+    write_private(path, json.dumps(report, indent=2).encode("utf-8"))
 
 
 def reports(app_dir: Path) -> list[Report]:

@@ -11,7 +11,12 @@ thread of its own: it runs in C without the GIL, so it answers while the
 host's thread is busy in Python.  The socket thread terminates it through
 an inproc control socket and closes the context when it exits.
 
-The thread never raises: a bad frame is logged (rate-limited) and dropped.
+The thread never raises: each step of one message (parse and verify,
+dispatch, the replies to it) is isolated, so whatever one message does,
+the next is served; what fails is logged at a bounded rate.  Should the
+thread end anyway (a bug in zembed), ``on_failure(exc)`` is called from it
+before it closes the sockets: the kernel then says so and stops being
+reachable, instead of living on with nobody answering.
 """
 
 from __future__ import annotations
@@ -28,8 +33,9 @@ from typing import Any
 
 import zmq
 
-from ._errors import ProtocolError
+from ._errors import MalformedMessage, ProtocolError
 from ._protocol import Message, Session
+from ._ratelimit import RateLimitedLog
 
 log = logging.getLogger("zembed")
 
@@ -42,26 +48,6 @@ SOCKET_TYPES = {"shell": zmq.ROUTER, "control": zmq.ROUTER, "stdin": zmq.ROUTER,
 MAX_FRAMES = 1_000
 IOPUB_HWM = 10_000
 LINGER_MS = 500
-
-
-class RateLimitedLog:
-    """At most ``burst`` warnings per ``window`` seconds, then a count."""
-
-    def __init__(self, burst: int = 20, window: float = 10.0) -> None:
-        self.burst, self.window = burst, window
-        self._start, self._count, self._dropped = 0.0, 0, 0
-
-    def warning(self, message: str, *args: Any) -> None:
-        now = time.monotonic()
-        if now - self._start > self.window:
-            if self._dropped:
-                log.warning("zembed: %d more rejected messages were not logged", self._dropped)
-            self._start, self._count, self._dropped = now, 0, 0
-        self._count += 1
-        if self._count <= self.burst:
-            log.warning(message, *args)
-        else:
-            self._dropped += 1
 
 
 def bind_sockets(
@@ -122,7 +108,10 @@ class SocketThread(threading.Thread):
     verified request; ``on_subscribe(topic, subscribed)`` for every iopub
     subscription and unsubscription;
     ``on_tick()`` every ``tick_interval()`` seconds while that is not None
-    (the kernel flushes a running cell's output there).
+    (the kernel flushes a running cell's output there);
+    ``on_failure(exc)`` if the thread ends by an exception;
+    ``on_malformed(channel, request, exc)`` for a signed request whose
+    header could be read but not the rest (so it can be answered).
     """
 
     def __init__(
@@ -134,8 +123,12 @@ class SocketThread(threading.Thread):
         on_subscribe: Callable[[str, bool], None],
         on_tick: Callable[[], None],
         tick_interval: Callable[[], float | None],
+        on_failure: Callable[[BaseException], None] = lambda exc: None,
+        on_malformed: Callable[[str, Message, MalformedMessage], None] = lambda channel, request, exc: None,
     ) -> None:
         super().__init__(name="zembed-sockets", daemon=True)
+        self._on_failure = on_failure
+        self._on_malformed = on_malformed
         self._context = context
         self._sockets = sockets
         self._session = session
@@ -149,7 +142,8 @@ class SocketThread(threading.Thread):
         self._wake_w.setblocking(False)
         self._wake_pending = False
         self._stopping = False
-        self._rejected = RateLimitedLog()
+        self._rejected = RateLimitedLog(what="rejected messages")
+        self._failed = RateLimitedLog(what="failures while handling messages")
         self._heartbeat = Heartbeat(context, sockets["hb"])
 
     # -- any thread ------------------------------------------------------
@@ -204,7 +198,7 @@ class SocketThread(threading.Thread):
                     next_tick, timeout = None, None  # block until a message or a wake-up
                 else:
                     now = time.monotonic()
-                    next_tick = next_tick or now + interval
+                    next_tick = now + interval if next_tick is None else min(next_tick, now + interval)
                     timeout = int(max(0.0, next_tick - now) * 1000) + 1
                 ready = dict(poller.poll(timeout))
                 if self._wake_r.fileno() in ready:
@@ -223,8 +217,12 @@ class SocketThread(threading.Thread):
             while self._outbox and time.monotonic() < deadline:
                 time.sleep(0.001)
                 self._flush_outbox()
-        except Exception:
-            log.exception("zembed: socket thread failed; the kernel stops serving")
+        except BaseException as exc:
+            log.critical("zembed: socket thread failed; the kernel stops serving", exc_info=True)
+            try:
+                self._on_failure(exc)
+            except Exception:
+                log.exception("zembed: reporting the socket thread's failure failed")
         finally:
             self._close()
 
@@ -247,8 +245,16 @@ class SocketThread(threading.Thread):
                 continue
             try:
                 message = self._session.parse(frames)
+            except MalformedMessage as exc:
+                self._rejected.warning("zembed: rejected a message on %s: %s", channel, exc)
+                if isinstance(exc.request, Message):  # signed, header readable: answer it with an error
+                    self._guarded(self._on_malformed, channel, exc.request, exc)
+                continue
             except ProtocolError as exc:
                 self._rejected.warning("zembed: rejected a message on %s: %s", channel, exc)
+                continue
+            except Exception as exc:  # the parser's own limits (recursion, memory): still just a bad message
+                self._rejected.warning("zembed: rejected a message on %s: %s: %s", channel, type(exc).__name__, exc)
                 continue
             self._guarded(self._on_message, channel, message)
 
@@ -267,7 +273,7 @@ class SocketThread(threading.Thread):
         outbox, sockets = self._outbox, self._sockets
         while outbox:
             channel, frames, barrier = outbox[0]
-            if barrier is not None and not barrier[0].reached(barrier[1]):
+            if barrier is not None and not self._barrier_reached(barrier):
                 return  # order is kept: what follows waits too
             outbox.popleft()
             try:
@@ -277,11 +283,18 @@ class SocketThread(threading.Thread):
             except zmq.ZMQError as exc:
                 log.warning("zembed: could not send on %s: %s", channel, exc)
 
+    def _barrier_reached(self, barrier: Barrier) -> bool:
+        try:
+            return bool(barrier[0].reached(barrier[1]))
+        except Exception:  # the history failed: the reply goes out rather than never
+            self._failed.error("zembed: history commit failed; sending the reply anyway", exc_info=True)
+            return True
+
     def _guarded(self, callback: Callable[..., None], *args: Any) -> None:
         try:
             callback(*args)
         except Exception:
-            log.exception("zembed: error while handling a message; still serving")
+            self._failed.error("zembed: error while handling a message; still serving", exc_info=True)
 
     def _close(self) -> None:
         self._heartbeat.stop()

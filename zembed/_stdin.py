@@ -32,6 +32,7 @@ class StdinBridge:
         self._arrived = _thread.allocate_lock()
         self._arrived.acquire()
         self.closed = False
+        self.waiting = False  # a cell is blocked in input() now
 
     def deliver(self, reply: Message) -> None:
         """Called on the socket thread with every ``input_reply``."""
@@ -45,6 +46,13 @@ class StdinBridge:
             pass
 
     def wait_for(self, request_id: str) -> str:
+        self.waiting = True
+        try:
+            return self._wait_for(request_id)
+        finally:
+            self.waiting = False
+
+    def _wait_for(self, request_id: str) -> str:
         while True:
             while self._replies:
                 reply = self._replies.popleft()
@@ -52,7 +60,7 @@ class StdinBridge:
                 # skip only a reply that names another (older) request.
                 if reply.parent_header.get("msg_id") in (None, request_id):
                     value = reply.content.get("value", "")
-                    return value if isinstance(value, str) else str(value)
+                    return value if isinstance(value, str) else ""  # a malformed reply: as if nothing was typed
             if self.closed:
                 raise KernelStopped("the kernel stopped while waiting for input")
             self._arrived.acquire(timeout=0.1)

@@ -33,7 +33,7 @@ from zembed._protocol import Message
 from ._editing import COMMANDS, EXIT_WORDS, CommandCompleter, EnterRule, KernelCompleter, help_request, key_bindings
 from ._history import ConsoleHistory
 from ._link import KernelLink
-from ._liveness import crash_report, successor, watch
+from ._liveness import Ending, crash_report, crash_text, ending, successor, waiting_reason, watch
 from ._render import Renderer
 from ._screen import Screen
 
@@ -62,6 +62,9 @@ class Console:
         self._dead = asyncio.Event()
         self._sigint = asyncio.Event()
         self._waiting_for: str | None = None  # msg_id of the execute being waited for
+        self._running_count: int | None = None  # its In [n], once the kernel said (execute_input)
+        self._ending: Ending | None = None  # how the last host went away
+        self._told_crashes: set[str] = set()  # crash reports shown already (report files)
         self._last_foreign: str | None = None  # another client's request whose output was shown last
         self._shown_output = False
         self._attached_once = False
@@ -177,6 +180,8 @@ class Console:
             count = content.get("execution_count")
             if isinstance(count, int):
                 self.count = max(self.count, count + 1)
+                if ours and parent == self._waiting_for:
+                    self._running_count = count
                 self.prompt.app.invalidate()
             if not ours:
                 self._last_foreign = parent
@@ -220,7 +225,7 @@ class Console:
             "stop_on_error": True,
         }
         msg_id = link.send("shell", "execute_request", content)
-        self._waiting_for = msg_id
+        self._waiting_for, self._running_count = msg_id, None
         self._shown_output = False
         try:
             reply = await self._wait(link, msg_id)
@@ -261,7 +266,9 @@ class Console:
                         self.write(self.render.note(f"host back after {time.monotonic() - started:.1f} s"))
                     return reply.result() if not reply.cancelled() else None
                 if waits["dead"].done():
-                    self.write(self.render.warning(f"In [{self.count}] was running when the host died"))
+                    cell = f"In [{self._running_count}]" if self._running_count is not None else "your cell"
+                    verb = self._ending.verb if self._ending is not None else "the host died"
+                    self.write(self.render.warning(f"{cell} was running when {verb}"))
                     return None
                 if waits["input"].done():
                     await self._answer_input(link, waits["input"].result())
@@ -280,31 +287,28 @@ class Console:
                     )
                     return None
                 if not reply.done() and time.monotonic() - started >= BUSY_AFTER:
-                    away = await self._busy_seconds(link)
-                    if away is not None and time.monotonic() - busy_reported >= BUSY_REPORT_EVERY:
+                    why = await self._why_waiting(link)
+                    if why is not None and time.monotonic() - busy_reported >= BUSY_REPORT_EVERY:
                         busy_reported = time.monotonic()
-                        self.write(
-                            self.render.warning(
-                                f"host busy for {away:.0f} s: its main thread is not running kernel work "
-                                "(Ctrl-C stops waiting)"
-                            )
-                        )
+                        self.write(self.render.warning(f"{why} (Ctrl-C stops waiting)"))
         finally:
             for waiter in waits.values():
                 waiter.cancel()
 
-    async def _busy_seconds(self, link: KernelLink) -> float | None:
-        """How long the host has been away, if it is busy outside our cell
-        (zembed kernels say so in kernel_info, answered over control)."""
+    async def _why_waiting(self, link: KernelLink) -> str | None:
+        """Why our cell has not run yet, when it is not ours that runs: the
+        host's thread is away (busy in its own code, or a poll host not
+        polling), or another client's cell runs, perhaps waiting for that
+        client's input.  zembed kernels say so in kernel_info (over control)."""
         try:
             reply = await link.request("control", "kernel_info_request", {}, timeout=1.0)
         except (asyncio.TimeoutError, asyncio.CancelledError):
             return None
         status = reply.content.get("zembed")
-        seconds = status.get("host_busy_seconds") if isinstance(status, dict) and not status.get("executing") else None
-        away = float(seconds) if isinstance(seconds, (int, float)) else 0.0
-        self.busy = away >= BUSY_AFTER
-        return away if self.busy else None
+        if not isinstance(status, dict):
+            return None
+        reason, self.busy = waiting_reason(status, link.session.session_id)
+        return reason
 
     async def _answer_input(self, link: KernelLink, request: Message) -> None:
         prompt = str(request.content.get("prompt", ""))
@@ -418,7 +422,7 @@ class Console:
             meta = info.get("zembed")
             for crash in meta.get("crashes", []) if isinstance(meta, dict) else []:
                 if isinstance(crash, dict) and crash.get("text"):
-                    self._tell_crash(crash["text"])
+                    self._tell_crash(crash, str(crash["text"]))
         self.prompt.app.invalidate()
         return True
 
@@ -427,18 +431,27 @@ class Console:
             return
         link.close()
         self.link = None
-        self.write(
-            self.render.warning(
-                f"the host died: {self._who()} stopped answering its heartbeat. "
-                f"Your history is kept; waiting for {self._app()} to come back (Ctrl-D leaves)"
-            )
-        )
+        self._ending = end = await asyncio.to_thread(ending, self.record)
+        waiting = f"Your history is kept; waiting for {self._app()} to come back (Ctrl-D leaves)"
+        if end.kind == "died":
+            self.write(self.render.warning(f"the host died: {self._who()} stopped answering its heartbeat. {waiting}"))
+        elif end.kind == "stopped":
+            self.write(self.render.note(f"the host stopped its kernel: {self._who()} runs on without it. {waiting}"))
+        else:
+            self.write(self.render.note(f"the host exited: {self._who()} stopped its kernel and ended. {waiting}"))
         self._go_dead()
-        report = await asyncio.to_thread(crash_report, self.record)
-        if report is not None:
-            self._tell_crash(report)
+        if end.kind == "died":
+            report = end.report or await asyncio.to_thread(crash_report, self.record)
+            if report is not None:
+                self._tell_crash(report, crash_text(report))
 
-    def _tell_crash(self, text: str) -> None:
+    def _tell_crash(self, report: dict[str, Any], text: str) -> None:
+        """Show a crash once: at the death, and not again when the next
+        host announces the same report."""
+        key = str(report.get("file") or text)
+        if key in self._told_crashes:
+            return
+        self._told_crashes.add(key)
         self.write(self.render.warning(f"{text} (zembed crashes {self._app()})"))
 
     def _go_dead(self) -> None:

@@ -18,6 +18,8 @@ from pathlib import Path
 
 from prompt_toolkit.history import History
 
+from zembed._private import open_private, private_dir
+
 MAX_ENTRIES = 10_000  # per app, kept when the file is compacted
 
 
@@ -64,8 +66,8 @@ class ConsoleHistory(History):
             return
         record = json.dumps({"time": round(time.time(), 3), "app": self.app, "input": string})
         try:
-            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            with self.path.open("a", encoding="utf-8") as file:
+            private_dir(self.path.parent)
+            with os.fdopen(open_private(self.path, os.O_WRONLY | os.O_APPEND), "a", encoding="utf-8") as file:
                 file.write(record + "\n")
         except OSError as exc:
             self.problem = f"cannot write {self.path}: {exc.strerror}"

@@ -17,6 +17,8 @@ from pygments import highlight
 from pygments.formatters import TerminalFormatter
 from pygments.lexers import PythonLexer, PythonTracebackLexer
 
+from zembed._private import private_dir
+
 RESET = "\x1b[0m"
 _STYLES = {
     "in": "\x1b[32m",  # green, like IPython's In
@@ -132,7 +134,7 @@ class Renderer:
                 payload = value.encode("utf-8")
             else:
                 payload = json.dumps(value, indent=2).encode("utf-8")
-            self.files.mkdir(mode=0o700, parents=True, exist_ok=True)
+            private_dir(self.files)
             self._saved += 1
             fd, name = tempfile.mkstemp(prefix=f"{stem}-{self._saved}-", suffix=suffix, dir=self.files)
             with os.fdopen(fd, "wb") as file:

@@ -51,9 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.clean and not args.list:
         _parser().error("--clean goes with --list")
     if args.list:
-        from zembed.__main__ import list_command
+        from zembed.__main__ import closed_pipe_is_quiet, list_command
 
-        return list_command(argparse.Namespace(clean=args.clean, json=args.json, timeout=0.5))
+        with closed_pipe_is_quiet():
+            return list_command(argparse.Namespace(clean=args.clean, json=args.json, timeout=0.5, name=None))
     spec = args.existing or None
     try:
         record = resolve(spec)

@@ -1,6 +1,7 @@
 """A real host application for the tests: a frame loop with zembed inside.
 
-    python host.py --loop asyncio|poll|callable|tornado|qt|tk [--name NAME] [--fps N]
+    python host.py --loop asyncio|poll|callable|tornado|qt|tk|asyncio-forever|tornado-start
+                   [--name NAME] [--fps N]
                    [--stdout-none] [--exit-on-shutdown] [--start-in-loop] [--auto]
 
 qt and tk: a Qt (QCoreApplication) or Tk host whose frames come from the
@@ -153,9 +154,11 @@ def main() -> None:
             if args.loop == "tornado":
                 from tornado.ioloop import IOLoop
 
-                kernel = zembed.start_kernel(namespace, name=args.name, loop=IOLoop.current(), on_shutdown=on_shutdown)
+                kernel = zembed.start_kernel(
+                    namespace, name=args.name or None, loop=IOLoop.current(), on_shutdown=on_shutdown
+                )
             else:
-                kernel = zembed.start_kernel(namespace, name=args.name, on_shutdown=on_shutdown)
+                kernel = zembed.start_kernel(namespace, name=args.name or None, on_shutdown=on_shutdown)
             namespace["kernel"] = kernel
             register_host_magics(kernel, host)
             announce(kernel)
@@ -167,6 +170,37 @@ def main() -> None:
         asyncio.run(run())
         return
 
+    if args.loop in ("asyncio-forever", "tornado-start"):
+        # The most natural embedding: set up the loop, start the kernel
+        # (loop left to "auto"), then hand the thread to the loop.
+        if args.loop == "tornado-start":
+            from tornado.ioloop import IOLoop
+
+            io_loop = IOLoop.current()
+            aio = io_loop.asyncio_loop  # type: ignore[attr-defined]
+        else:
+            aio = asyncio.new_event_loop()
+            asyncio.set_event_loop(aio)
+        host.before_kernel()
+        kernel = zembed.start_kernel(namespace, name=args.name or None, on_shutdown=on_shutdown)
+        namespace["kernel"] = kernel
+
+        def tick() -> None:
+            if not keep_going(kernel):
+                kernel.stop()
+                aio.stop()
+                return
+            host.frame()
+            aio.call_later(period, tick)
+
+        aio.call_soon(tick)
+        announce(kernel)
+        if args.loop == "tornado-start":
+            io_loop.start()
+        else:
+            aio.run_forever()
+        return
+
     if args.loop in ("qt", "tk"):
         run_toolkit(args, host, namespace, period, on_shutdown, keep_going)
         return
@@ -175,7 +209,7 @@ def main() -> None:
         # The one-callable contract: a plain thread-safe queue drained each frame.
         tasks: queue.SimpleQueue = queue.SimpleQueue()
         host.before_kernel()
-        kernel = zembed.start_kernel(namespace, name=args.name, loop=tasks.put, on_shutdown=on_shutdown)
+        kernel = zembed.start_kernel(namespace, name=args.name or None, loop=tasks.put, on_shutdown=on_shutdown)
 
         def pump() -> None:
             while True:
@@ -185,7 +219,7 @@ def main() -> None:
                     return
     else:
         host.before_kernel()
-        kernel = zembed.start_kernel(namespace, name=args.name, loop="poll", on_shutdown=on_shutdown)
+        kernel = zembed.start_kernel(namespace, name=args.name or None, loop="poll", on_shutdown=on_shutdown)
         pump = kernel.poll
     namespace["kernel"] = kernel
     register_host_magics(kernel, host)
@@ -205,7 +239,7 @@ def run_toolkit(args: argparse.Namespace, host: Host, namespace: dict, period: f
 
     def start() -> None:
         host.before_kernel()
-        kernel = zembed.start_kernel(namespace, name=args.name, loop=loop_spec, on_shutdown=on_shutdown)
+        kernel = zembed.start_kernel(namespace, name=args.name or None, loop=loop_spec, on_shutdown=on_shutdown)
         namespace["kernel"] = kernel
         kernels.append(kernel)
         register_host_magics(kernel, host)

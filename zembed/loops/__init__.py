@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -50,15 +51,31 @@ class LoopAdapter(Protocol):
     def close(self) -> None: ...
 
 
-def _running_asyncio_loop() -> asyncio.AbstractEventLoop | None:
-    # Without asyncio imported no loop can be running: don't pay its import.
+def _current_asyncio_loop() -> asyncio.AbstractEventLoop | None:
+    """The asyncio loop of this thread: the running one, else the one set
+    as current and not closed (the host calls ``run_forever()`` or
+    tornado's ``IOLoop.current().start()`` right after ``start_kernel``).
+
+    Never creates a loop: ``asyncio.get_event_loop()`` would make one (and
+    set it for the thread) on Python < 3.14 when none is set, so the
+    policy's thread-local slot is read instead.
+    """
+    # Without asyncio imported no loop can exist: don't pay its import.
     asyncio_module = sys.modules.get("asyncio")
     if asyncio_module is None:
         return None
     try:
         return asyncio_module.get_running_loop()
     except RuntimeError:
-        return None
+        pass
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the policy API is deprecated in 3.14
+        policy = asyncio_module.get_event_loop_policy()
+    local = getattr(policy, "_local", None)
+    loop = getattr(local, "_loop", None)
+    if isinstance(loop, asyncio_module.AbstractEventLoop) and not loop.is_closed():
+        return loop
+    return None
 
 
 def _asyncio_adapter(loop: asyncio.AbstractEventLoop) -> LoopAdapter:
@@ -80,11 +97,12 @@ def _tk_adapter(root: Any = None) -> LoopAdapter:
 
 
 def _auto() -> LoopAdapter:
-    """What runs or exists on the calling thread: an asyncio loop, a Qt
+    """What runs or exists on the calling thread: an asyncio loop (running,
+    or set as current: tornado's ``IOLoop.current()`` sets one), a Qt
     application, a Tk root; else poll."""
-    running = _running_asyncio_loop()
-    if running is not None:
-        return _asyncio_adapter(running)
+    current = _current_asyncio_loop()
+    if current is not None:
+        return _asyncio_adapter(current)
     if any(f"{binding}.QtCore" in sys.modules for binding in ("PySide6", "PyQt6")):
         from .qt_loop import application, loaded_qt
 
@@ -97,8 +115,8 @@ def _auto() -> LoopAdapter:
         if default_root() is not None:
             return _tk_adapter()
     log.warning(
-        "zembed: no running event loop, Qt application or Tk root found on this thread; using loop='poll'. "
-        "The host must call kernel.poll() regularly (from a timer or its frame loop)."
+        "zembed: no asyncio loop, Qt application or Tk root found on this thread; using loop='poll'. "
+        "The host must call kernel.poll() regularly (from a timer or its frame loop), or pass loop=..."
     )
     return PollLoop()
 
@@ -111,14 +129,14 @@ def _by_name(name: str) -> LoopAdapter:
     if name == "tk":
         return _tk_adapter()
     if name == "asyncio":
-        running = _running_asyncio_loop()
-        if running is None:
+        current = _current_asyncio_loop()
+        if current is None:
             raise UsageError(
-                "loop='asyncio' needs an asyncio loop running on this thread; call start_kernel "
-                "from inside the loop (a coroutine or callback), or pass the loop object: "
-                "start_kernel(ns, loop=my_loop)"
+                "loop='asyncio' needs an asyncio loop on this thread, running or set as current "
+                "(asyncio.set_event_loop); call start_kernel from inside the loop (a coroutine or "
+                "callback), or pass the loop object: start_kernel(ns, loop=my_loop)"
             )
-        return _asyncio_adapter(running)
+        return _asyncio_adapter(current)
     if name == "auto":
         adapter = _auto()
         log.info("zembed: loop='auto' chose %r", adapter.name)
