@@ -150,7 +150,8 @@ def test_a_clean_stop_leaves_no_report_and_nothing_is_announced_twice(start_host
 
 
 def test_a_reused_pid_is_not_mistaken_for_the_host(tmp_path):
-    from zembed._recovery import collect, process_identity
+    from zembed._process import process_identity
+    from zembed._recovery import collect
 
     runs = tmp_path / "app" / "runs"
     runs.mkdir(parents=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from zembed._history import History
+from zembed._kernel_history import History
 
 
 def tail(client, n: int = 100) -> list[list]:

@@ -50,6 +50,29 @@ def test_public_surface_is_pinned():
         assert getattr(zembed, name) is not None
 
 
+def test_frontends_use_the_named_seam_only():
+    """zconsole imported seven private modules and the CLI module."""
+    import re
+    from pathlib import Path
+
+    import zembed.frontend
+
+    frontends = Path(__file__).parent.parent / "frontends"
+    used = set()
+    for source in frontends.rglob("*.py"):
+        used |= set(re.findall(r"^\s*(?:from|import) (zembed[\w.]*)", source.read_text(), re.MULTILINE))
+    assert used == {"zembed.frontend"}
+    assert sorted(zembed.frontend.__all__) == sorted(
+        [
+            "ConnectionFileError", "KernelRecord", "Message", "ProtocolError", "Session", "__version__",
+            "closed_pipe_is_quiet", "connect_socket", "describe_crash", "list_command", "open_client_sockets",
+            "open_private", "pid_gone", "private_dir", "report_for", "resolve", "runtime_dir",
+        ]
+    )  # fmt: skip
+    for name in zembed.frontend.__all__:
+        assert getattr(zembed.frontend, name) is not None
+
+
 CYCLES = """
 import json, threading, psutil, zembed
 def counts():

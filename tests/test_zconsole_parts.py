@@ -5,8 +5,8 @@ from __future__ import annotations
 import base64
 import json
 
+from zconsole._console_history import ConsoleHistory
 from zconsole._editing import help_request, local_is_complete
-from zconsole._history import ConsoleHistory
 from zconsole._render import Renderer
 
 

@@ -32,7 +32,7 @@ import zmq
 import zmq.asyncio
 
 from ._connection import connect as connect_socket
-from ._connection import read_connection_file
+from ._connection import open_client_sockets, read_connection_file
 from ._errors import ProtocolError, ZembedError
 from ._protocol import Message, Session
 
@@ -40,13 +40,6 @@ OutputHandler = Callable[[str, dict[str, Any]], None]  # (msg_type, content) of 
 _DOTTED_NAME = re.compile(r"[^\W\d]\w*(\.[^\W\d]\w*)*")
 _HELPER = "__import__('zembed._scripting', fromlist=['_'])"
 INTERRUPT_WAIT = 5.0  # seconds an interrupted cell has to end before the caller is told it did not
-CHANNEL_SOCKETS = (
-    ("shell", zmq.DEALER),
-    ("control", zmq.DEALER),
-    ("stdin", zmq.DEALER),
-    ("iopub", zmq.SUB),
-    ("hb", zmq.REQ),
-)
 
 
 class RemoteError(ZembedError):
@@ -182,20 +175,6 @@ def _remote_error(content: dict[str, Any]) -> RemoteError:
     )
 
 
-def _open_sockets(context: zmq.Context[Any], info: dict[str, Any], identity: bytes) -> dict[str, Any]:
-    sockets = {}
-    for channel, kind in CHANNEL_SOCKETS:
-        sock = context.socket(kind)
-        sock.linger = 0
-        if channel in ("shell", "stdin"):
-            sock.setsockopt(zmq.IDENTITY, identity)  # the kernel answers input() to our shell identity
-        if kind == zmq.SUB:
-            sock.setsockopt(zmq.SUBSCRIBE, b"")
-        connect_socket(sock, info, channel)
-        sockets[channel] = sock
-    return sockets
-
-
 class _Connection:
     """What both clients hold: the file, the session, the sockets."""
 
@@ -205,7 +184,7 @@ class _Connection:
         self.timeout = timeout
         self._session = Session(str(self.info["key"]).encode(), username="zembed-client")
         self._context = context
-        self._sockets = _open_sockets(context, self.info, self._session.session_id.encode())
+        self._sockets = open_client_sockets(context, self.info, self._session.session_id.encode())
 
     def _message(self, msg_type: str, content: dict[str, Any]) -> tuple[str, list[bytes]]:
         header = self._session.header(msg_type)

@@ -134,6 +134,38 @@ def address(info: dict[str, Any], channel: str) -> str:
     return f"{info['transport']}://{info['ip']}:{info[f'{channel}_port']}"
 
 
+# A client's socket per channel (Jupyter's client side): DEALERs for the
+# request channels, SUB for iopub, REQ for the heartbeat.
+CLIENT_SOCKET_TYPES = {"shell": "DEALER", "control": "DEALER", "stdin": "DEALER", "iopub": "SUB", "hb": "REQ"}
+
+
+def open_client_sockets(
+    context: Any, info: dict[str, Any], identity: bytes, channels: tuple[str, ...] = CHANNELS
+) -> dict[str, Any]:
+    """Connected client sockets for ``channels`` of the kernel in ``info``
+    (any ``zmq`` or ``zmq.asyncio`` context): no linger, iopub subscribed to
+    everything, shell and stdin sharing ``identity`` (the kernel sends a
+    cell's ``input_request`` to the identity that sent the cell)."""
+    import zmq
+
+    sockets: dict[str, Any] = {}
+    try:
+        for channel in channels:
+            sock = context.socket(getattr(zmq, CLIENT_SOCKET_TYPES[channel]))
+            sockets[channel] = sock
+            sock.linger = 0
+            if channel in ("shell", "stdin"):
+                sock.setsockopt(zmq.IDENTITY, identity)
+            if channel == "iopub":
+                sock.setsockopt(zmq.SUBSCRIBE, b"")
+            connect(sock, info, channel)
+    except BaseException:
+        for sock in sockets.values():
+            sock.close()
+        raise
+    return sockets
+
+
 def connect(sock: Any, info: dict[str, Any], channel: str) -> None:
     """Connect a client's ZeroMQ socket to ``channel`` of the kernel in
     ``info``; as a CurveZMQ client (a fresh keypair of its own, the

@@ -32,6 +32,7 @@ import zmq
 from ._connection import connect as connect_socket
 from ._connection import read_connection_file, runtime_dir
 from ._errors import ConnectionFileError, ProtocolError
+from ._process import pid_gone
 from ._protocol import Session
 
 BUSY_AFTER = 1.0  # seconds the host may be away before it counts as busy
@@ -99,22 +100,6 @@ def find_kernels(directory: str | os.PathLike[str] | None = None) -> list[Kernel
         records.append(KernelRecord(path, info, stat.st_mtime))
     records.sort(key=lambda r: r.modified, reverse=True)
     return records
-
-
-def pid_gone(pid: int) -> bool:
-    """Is the process gone?  A dead child its parent has not reaped yet
-    still has a pid (Linux: state Z); it counts as gone."""
-    try:
-        os.kill(pid, 0)  # signal 0: an existence check, nothing is sent
-    except ProcessLookupError:
-        return True
-    except PermissionError:  # someone else's process: it exists
-        return False
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:  # no /proc (macOS, Windows): it exists
-        return False
-    return stat.rsplit(")", 1)[-1].split()[0] == "Z"
 
 
 def probe(record: KernelRecord, timeout: float = 0.5, context: zmq.Context[Any] | None = None) -> KernelRecord:

@@ -37,7 +37,7 @@ BINARY_TYPES = {"image/png", "image/jpeg", "application/pdf"}
 PRETTY_LIMIT = 20_000  # characters of repr beyond which pprint is not worth its time
 
 
-class CellOutput(Protocol):
+class DisplayTarget(Protocol):
     """Where a running cell's rich output goes (the kernel implements it)."""
 
     kernel: Any  # the kernel running the cell (magics find it here)
@@ -46,14 +46,14 @@ class CellOutput(Protocol):
 
 
 _local = threading.local()
-_running: list[CellOutput] = []  # cells running in this process, newest last
+_running: list[DisplayTarget] = []  # cells running in this process, newest last
 _running_lock = threading.Lock()
 
 
 class publishing:
     """Context manager: route display() on this thread to ``output``."""
 
-    def __init__(self, output: CellOutput) -> None:
+    def __init__(self, output: DisplayTarget) -> None:
         self._output = output
 
     def __enter__(self) -> None:
@@ -68,7 +68,7 @@ class publishing:
             _running.remove(self._output)
 
 
-def current_output() -> CellOutput | None:
+def current_output() -> DisplayTarget | None:
     output = getattr(_local, "output", None)
     if output is None and _running:
         with _running_lock:

@@ -62,7 +62,7 @@ class Request:
         )
 
 
-class CellOutput:
+class CellDisplay:
     """``display()`` target of a running cell: flushes text first, for order."""
 
     def __init__(self, request: Request, buffer: OutputBuffer) -> None:
@@ -222,7 +222,7 @@ def execute(kernel: Kernel, request: Request) -> Content:
     kernel.record_cell(count, request.message.msg_id, code, stored=store_history)
 
     buffer = OutputBuffer()
-    output = CellOutput(request, buffer)
+    output = CellDisplay(request, buffer)
     # Shown in tracebacks; cells that are not counted get a unique name so
     # linecache never serves another cell's source.
     filename = f"<In [{count}]>" if store_history else f"<In [-] {request.message.msg_id[:8]}>"

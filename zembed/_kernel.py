@@ -31,8 +31,8 @@ from ._capture import OutputBuffer
 from ._config import KernelConfig
 from ._connection import app_data_dir, read_connection_file, write_connection_file
 from ._errors import ConnectionFileError, UsageError
-from ._history import History
 from ._interrupt import Interrupter
+from ._kernel_history import History
 from ._private import private_dir, remove_quietly
 from ._protocol import SIGNATURE_SCHEME, Message, Session, new_key, utc_now
 from ._ratelimit import RateLimitedLog

@@ -38,8 +38,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from ._discovery import pid_gone
 from ._private import open_private, private_dir, remove_quietly, write_private
+from ._process import pid_gone, process_identity
 from ._protocol import utc_now
 
 log = logging.getLogger("zembed")
@@ -51,18 +51,6 @@ KIND_SIGNAL = "fatal error"
 KIND_EXCEPTION = "unhandled exception"
 KIND_VANISHED = "ended without stopping the kernel"
 VANISHED_HINT = "killed (kill -9, out of memory), os._exit(), or a crash outside Python's reach: no native traceback"
-
-
-def process_identity(pid: int) -> str | None:
-    """What tells this process from a later one with the same pid: the boot
-    id and the start time in clock ticks (Linux ``/proc``); None elsewhere."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-    except OSError:
-        return None
-    fields = stat[stat.rindex(")") + 2 :].split()  # after "(comm)", which may hold spaces
-    return f"{boot}:{fields[19]}"  # field 22 of proc(5): starttime
 
 
 def _iso(timestamp: float) -> str:

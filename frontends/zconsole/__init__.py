@@ -7,7 +7,7 @@ your history and re-attaches when the host comes back.
 
 from __future__ import annotations
 
-from zembed._version import __version__
+from zembed.frontend import __version__
 
 from .cli import main
 

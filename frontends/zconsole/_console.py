@@ -10,7 +10,7 @@ history through all of it.
 
 Its parts: ``_link`` (the sockets), ``_editing`` (Enter, Tab, help
 requests), ``_liveness`` (heartbeat, successor), ``_screen`` (where text
-goes), ``_render`` (what text), ``_history``.
+goes), ``_render`` (what text), ``_console_history``.
 """
 
 from __future__ import annotations
@@ -27,11 +27,10 @@ from prompt_toolkit.lexers import PygmentsLexer
 from prompt_toolkit.output import ColorDepth
 from pygments.lexers import PythonLexer
 
-from zembed._discovery import KernelRecord
-from zembed._protocol import Message
+from zembed.frontend import KernelRecord, Message
 
+from ._console_history import ConsoleHistory
 from ._editing import COMMANDS, EXIT_WORDS, CommandCompleter, EnterRule, KernelCompleter, help_request, key_bindings
-from ._history import ConsoleHistory
 from ._link import KernelLink
 from ._liveness import Ending, crash_report, crash_text, ending, successor, waiting_reason, watch
 from ._render import Renderer

@@ -21,15 +21,12 @@ from typing import Any
 import zmq
 import zmq.asyncio
 
-from zembed._connection import connect as connect_socket
-from zembed._discovery import KernelRecord
-from zembed._errors import ProtocolError
-from zembed._protocol import Message, Session
+from zembed.frontend import KernelRecord, Message, ProtocolError, Session, connect_socket, open_client_sockets
 
 IopubHandler = Callable[[Message, bool], None]  # (message, ours: sent by this link's session)
 StdinHandler = Callable[[Message], None]
 
-_SOCKETS = {"shell": zmq.DEALER, "control": zmq.DEALER, "stdin": zmq.DEALER, "iopub": zmq.SUB}
+_CHANNELS = ("shell", "control", "stdin", "iopub")
 
 
 def _username() -> str:
@@ -49,17 +46,10 @@ class KernelLink:
         self._on_iopub = on_iopub
         self._on_stdin = on_stdin
         self._context = zmq.asyncio.Context()
-        self._sockets: dict[str, zmq.asyncio.Socket] = {}
-        identity = self.session.session_id.encode()  # the kernel answers input() to our shell identity
-        for channel, kind in _SOCKETS.items():
-            sock = self._context.socket(kind)
-            sock.linger = 0
-            if channel in ("shell", "stdin"):
-                sock.setsockopt(zmq.IDENTITY, identity)
-            if kind == zmq.SUB:
-                sock.setsockopt(zmq.SUBSCRIBE, b"")
-            connect_socket(sock, self.info, channel)
-            self._sockets[channel] = sock
+        # the heartbeat is made apart: a REQ that missed an answer is replaced
+        self._sockets: dict[str, zmq.asyncio.Socket] = open_client_sockets(
+            self._context, self.info, self.session.session_id.encode(), _CHANNELS
+        )
         self._heartbeat = self._new_heartbeat()
         self._blocking_context = zmq.Context()
         self._blocking = self._blocking_context.socket(zmq.DEALER)  # see ask()
@@ -67,7 +57,7 @@ class KernelLink:
         connect_socket(self._blocking, self.info, "shell")
         self._replies: dict[str, asyncio.Future[Message]] = {}
         self._idle: dict[str, asyncio.Event] = {}  # set when the request's "idle" status arrives
-        self._readers = [asyncio.ensure_future(self._read(channel)) for channel in _SOCKETS]
+        self._readers = [asyncio.ensure_future(self._read(channel)) for channel in _CHANNELS]
         self.rejected = 0  # messages that failed verification (a key mismatch shows here)
 
     # -- requests -----------------------------------------------------------

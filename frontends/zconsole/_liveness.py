@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from zembed._discovery import KernelRecord, pid_gone, resolve
-from zembed._errors import ConnectionFileError
-from zembed._recovery import describe, report_for
+from zembed.frontend import ConnectionFileError, KernelRecord, pid_gone, report_for, resolve
+from zembed.frontend import describe_crash as describe
 
 from ._link import KernelLink
 

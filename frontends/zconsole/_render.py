@@ -17,7 +17,7 @@ from pygments import highlight
 from pygments.formatters import TerminalFormatter
 from pygments.lexers import PythonLexer, PythonTracebackLexer
 
-from zembed._private import private_dir
+from zembed.frontend import private_dir
 
 RESET = "\x1b[0m"
 _STYLES = {

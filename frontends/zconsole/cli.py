@@ -12,9 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from zembed._discovery import KernelRecord, resolve
-from zembed._errors import ConnectionFileError
-from zembed._version import __version__
+from zembed.frontend import ConnectionFileError, KernelRecord, __version__, resolve
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -51,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.clean and not args.list:
         _parser().error("--clean goes with --list")
     if args.list:
-        from zembed.__main__ import closed_pipe_is_quiet, list_command
+        from zembed.frontend import closed_pipe_is_quiet, list_command
 
         with closed_pipe_is_quiet():
             return list_command(argparse.Namespace(clean=args.clean, json=args.json, timeout=0.5, name=None))
@@ -78,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
 
 async def _run(record: KernelRecord, args: argparse.Namespace, color: bool, spec: str | None) -> int:
     from ._console import Console
-    from ._history import ConsoleHistory, default_history_file
+    from ._console_history import ConsoleHistory, default_history_file
 
     history_file = None if args.no_history_file else (args.history_file or default_history_file())
     history = ConsoleHistory(history_file, record.app or str(record.connection_file.name))

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from prompt_toolkit.history import History
 
-from zembed._private import open_private, private_dir
+from zembed.frontend import open_private, private_dir
 
 MAX_ENTRIES = 10_000  # per app, kept when the file is compacted
 
