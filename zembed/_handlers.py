@@ -15,9 +15,7 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ._capture import OutputBuffer, captured_streams
-from ._display import format_bundle, publishing
-from ._execute import error_content, evaluate_expressions, run_cell
+from ._execute import error_content
 from ._protocol import PROTOCOL_VERSION, Message
 from ._ratelimit import RateLimitedLog
 from ._version import __version__
@@ -48,11 +46,11 @@ class Request:
         return self.message.content
 
     def publish(self, msg_type: str, content: Content) -> None:
-        self.kernel.publish(msg_type, content, self.message.header)
+        self.kernel.outbox.publish(msg_type, content, self.message.header)
 
     def reply(self, content: Content, msg_type: str | None = None) -> None:
         reply_type = msg_type or self.message.msg_type.replace("_request", "_reply")
-        self.kernel.send(
+        self.kernel.outbox.send(
             self.channel,
             reply_type,
             content,
@@ -60,22 +58,6 @@ class Request:
             self.message.idents,
             after_history=self.history_change,
         )
-
-
-class CellDisplay:
-    """``display()`` target of a running cell: flushes text first, for order."""
-
-    def __init__(self, request: Request, buffer: OutputBuffer) -> None:
-        self._request, self._buffer = request, buffer
-        self.kernel = request.kernel
-
-    def flush(self) -> None:
-        self._buffer.flush(lambda name, text: self._request.publish("stream", {"name": name, "text": text}))
-
-    def publish(self, msg_type: str, content: Content) -> None:
-        # Text printed before display() is queued first, so it is shown first.
-        self.flush()
-        self._request.publish(msg_type, content)
 
 
 def handle(kernel: Kernel, channel: str, message: Message, table: dict[str, Handler]) -> None:
@@ -219,37 +201,32 @@ def execute(kernel: Kernel, request: Request) -> Content:
         request.publish("execute_input", {"code": code, "execution_count": count})
     if store_history:
         request.history_change = kernel.history.append(count, code)
-    kernel.record_cell(count, request.message.msg_id, code, stored=store_history)
-
-    buffer = OutputBuffer()
-    output = CellDisplay(request, buffer)
     # Shown in tracebacks; cells that are not counted get a unique name so
     # linecache never serves another cell's source.
     filename = f"<In [{count}]>" if store_history else f"<In [-] {request.message.msg_id[:8]}>"
 
-    def request_input(prompt: str, password: bool) -> str:
-        output.flush()
+    def ask_input(prompt: str, password: bool) -> str:
         parent = request.message
-        msg_id = kernel.send(
+        msg_id = kernel.outbox.send(
             "stdin", "input_request", {"prompt": prompt, "password": password}, parent.header, parent.idents
         )
-        kernel.flush_soon()  # the user is waiting for this prompt
+        kernel.outbox.flush_soon()  # the user is waiting for this prompt
         return msg_id
 
-    expressions: Content = {}
-    try:
-        with (
-            kernel.cell(buffer, request.message.header),
-            captured_streams(buffer),
-            publishing(output),
-            kernel._stdin.patched(request_input, allow_stdin),
-        ):
-            result = run_cell(code, filename, kernel.namespace, kernel._interrupter.armed, format_bundle, _rewrite)
-            if user_expressions:
-                expressions = evaluate_expressions(user_expressions, kernel.namespace, format_bundle)
-    finally:
-        output.flush()
-        kernel.cell_done()
+    result, expressions = kernel.cells.run(
+        code,
+        count=count,
+        filename=filename,
+        namespace=kernel.namespace,
+        parent=request.message.header,
+        publish=request.publish,
+        ask_input=ask_input,
+        allow_stdin=allow_stdin,
+        user_expressions=user_expressions,
+        history_session=kernel.history.session_if_ready if store_history else None,
+        rewrite=_rewrite,
+        kernel=kernel,
+    )
 
     if result.exit_requested:
         return {

@@ -19,26 +19,23 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import zmq
 
 from . import _handlers
-from ._capture import OutputBuffer
+from ._cell import Cells
 from ._config import KernelConfig
 from ._connection import app_data_dir, read_connection_file, write_connection_file
 from ._errors import ConnectionFileError, UsageError
-from ._interrupt import Interrupter
 from ._kernel_history import History
+from ._outbox import Outbox
 from ._private import private_dir, remove_quietly
 from ._protocol import SIGNATURE_SCHEME, Message, Session, new_key, utc_now
-from ._ratelimit import RateLimitedLog
 from ._recovery import RunRecord, collect, notice, take_unannounced, unhandled_exception
 from ._sockets import SocketThread, bind_sockets
-from ._stdin import StdinBridge
 from .loops import LoopAdapter, PollLoop
 
 log = logging.getLogger("zembed")
@@ -52,7 +49,6 @@ POLL_STALL_AFTER = 10.0  # seconds without kernel.poll() before a poll-mode host
 # given the same path would make the first unreachable.
 _files_in_use: set[Path] = set()
 _files_lock = threading.Lock()
-_degraded = RateLimitedLog(what="degraded messages")
 
 if TYPE_CHECKING:
     from ._magics import Magics
@@ -89,14 +85,10 @@ class Kernel:
         # failed), or None: ``running`` is False from then on.
         self.failure: BaseException | None = None
         self._poll_stall_told = False
-        self._interrupter = Interrupter()
-        self._stdin = StdinBridge()
+        self.cells = Cells()  # the running cell, and the leaves swapped in while it runs
         self._host_queue: deque[tuple[str, Message]] = deque()
         self._scheduled = False
         self._waiting_since: float | None = None
-        self._cell_started: float | None = None
-        self._active_output: tuple[OutputBuffer, dict[str, Any]] | None = None
-        self._in_host_batch = False  # the host thread is handling requests: batch wake-ups
         self._host_thread: int | None = None  # the thread running the current batch
         self._stop_requested = False  # stop() was called from a cell: stop once its request is answered
         self._stop_callbacks: list[Callable[[], None]] = []
@@ -107,7 +99,6 @@ class Kernel:
         curve = self._check_address(config)
         key = new_key()
         self.session = Session(key)
-        self._topic_prefix = f"kernel.{self.session.session_id}.".encode()
         self._claim_connection_file(config)
         try:
             self._open(config, adapter, curve, key)
@@ -115,7 +106,7 @@ class Kernel:
             self._release_connection_file()
             raise
         atexit.register(self._stop_at_exit)
-        self.publish("status", {"execution_state": "starting"})
+        self.outbox.publish("status", {"execution_state": "starting"})
         log.info("zembed: kernel %r serving on %s (loop: %s)", self.name, self.connection_file, adapter.name)
         if config.name_derived:
             log.info("zembed: app name %r comes from the program's name; pass name= to choose one", self.name)
@@ -189,12 +180,14 @@ class Kernel:
             self._on_socket_failure,
             self._on_malformed,
         )
+        sockets_thread = self._sockets
         self.history = History(
             self.app_dir / "history.sqlite" if config.persistent_history else None,
             config.history_limit,
-            on_commit=self.flush_soon,
+            on_commit=sockets_thread.flush_soon,  # replies waiting for the commit can go
             pid=os.getpid(),
         )
+        self.outbox = Outbox(self.session, sockets_thread, self.history)
         if config.crash_recovery:
             self._start_recovery()
         self._sockets.start()
@@ -250,6 +243,7 @@ class Kernel:
                     self.history.recover(cell["session"], cell["execution_count"], str(cell.get("code", "")))
             self.crashes = [notice(report) for report in reports]
             self._record = RunRecord(self.app_dir, self.name, self.connection_file)
+            self.cells.notes = self._record
         except OSError as exc:
             log.warning("zembed: crash recovery is off: cannot write %s (%s)", self.app_dir, exc)
 
@@ -292,13 +286,8 @@ class Kernel:
         """Raise KeyboardInterrupt in the running cell, or, when a cell was
         sent but has not started yet, in that cell as it starts (a Ctrl-C
         right after Enter); False if there is neither."""
-        interrupted = self._interrupter.interrupt()
         queued = any(message.msg_type == "execute_request" for _, message in list(self._host_queue))
-        if not interrupted and (queued or self._cell_started is not None):
-            self._interrupter.interrupt_next()  # the cell was sent but has not started: stop it as it starts
-            interrupted = True
-        self._stdin.wake()
-        return interrupted
+        return self.cells.interrupt(queued)
 
     def stop(self) -> None:
         """Close sockets, join threads, remove the connection file.  Idempotent.
@@ -309,21 +298,21 @@ class Kernel:
         self._stop(None)
 
     def _stop(self, unhandled: BaseException | None) -> None:
-        if self._in_host_batch and threading.get_ident() == self._host_thread:
+        if self.outbox.batching and threading.get_ident() == self._host_thread:
             self._stop_requested = True
             return
         with self._stop_lock:
             if self._stopped:
                 return
             self._stopped = True
+        self.outbox.closed = True
         atexit.unregister(self._stop_at_exit)
         for callback in self._stop_callbacks:
             try:
                 callback()
             except Exception:
                 log.exception("zembed: a stop callback failed")
-        self._stdin.closed = True
-        self._stdin.wake()
+        self.cells.close()
         # The file goes first: a client that sees the heartbeat stop and
         # the file gone knows the kernel was stopped, not killed.
         self._remove_connection_file()
@@ -369,13 +358,12 @@ class Kernel:
 
     def current_parent(self) -> dict[str, Any] | None:
         """The header of the request whose cell is running, if any."""
-        active = self._active_output
-        return active[1] if active is not None else None
+        return self.cells.current_parent()
 
     @property
     def executing(self) -> bool:
         """True while a cell runs on the host's thread."""
-        return self._cell_started is not None
+        return self.cells.executing
 
     @property
     def magics(self) -> Magics:
@@ -417,76 +405,17 @@ class Kernel:
         """How long the host's thread has not come back for kernel work: a
         request waiting for it, a cell running, or (poll hosts) no
         ``poll()`` call."""
-        since = [t for t in (self._waiting_since, self._cell_started, self._last_poll()) if t is not None]
+        since = [t for t in (self._waiting_since, self.cells.started, self._last_poll()) if t is not None]
         return max(0.0, time.monotonic() - min(since)) if since else 0.0
 
     def running_cell(self) -> dict[str, Any] | None:
         """The cell on the host's thread now: whose, which, for how long,
         and whether it waits for input (``kernel_info`` says this)."""
-        active, started = self._active_output, self._cell_started
-        if active is None or started is None:
-            return None
-        parent = active[1]
-        return {
-            "msg_id": parent.get("msg_id"),
-            "session": parent.get("session"),
-            "username": parent.get("username"),
-            "execution_count": self.execution_count,
-            "seconds": round(time.monotonic() - started, 3),
-            "waiting_for_input": self._stdin.waiting,
-        }
+        return self.cells.running_cell()
 
     def _last_poll(self) -> float | None:
         adapter = self._adapter
         return adapter.last_poll if isinstance(adapter, PollLoop) else None
-
-    # -- sending (any thread) ---------------------------------------------
-
-    def send(
-        self,
-        channel: str,
-        msg_type: str,
-        content: dict[str, Any],
-        parent: dict[str, Any] | None = None,
-        idents: list[bytes] | None = None,
-        metadata: dict[str, Any] | None = None,
-        after_history: int = 0,
-    ) -> str:
-        """Queue a message for sending; return its msg_id.  With
-        ``after_history``, it (and all sent after it) waits until the
-        history has committed that change: a reply never promises what a
-        crash could still take back."""
-        header = self.session.header(msg_type)
-        if not self._stopped:
-            try:
-                frames, given_up = self.session.serialize_safely(msg_type, content, parent, metadata, idents, header)
-            except ValueError as exc:
-                _degraded.error("zembed: a %s could not be sent: %s", msg_type, exc)
-                return str(header["msg_id"])
-            if given_up is not None:
-                _degraded.warning(
-                    "zembed: a %s was sent without %s, which cannot be written as JSON", msg_type, given_up
-                )
-            barrier = (self.history, after_history) if after_history else None
-            self._sockets.send(channel, frames, wake=not self._in_host_batch, barrier=barrier)
-        return str(header["msg_id"])
-
-    def record_cell(self, count: int, msg_id: str, code: str, stored: bool) -> None:
-        """Note the cell about to run, for a crash report (host thread)."""
-        if self._record is not None:
-            session = self.history.session_if_ready if stored else None
-            self._record.cell_started(count, msg_id, code, session)
-
-    def cell_done(self) -> None:
-        if self._record is not None:
-            self._record.cell_finished()
-
-    def flush_soon(self) -> None:
-        """Send what is queued now rather than at the next tick."""
-        self._sockets.flush_soon()
-
-    def publish(self, msg_type: str, content: dict[str, Any], parent: dict[str, Any] | None = None) -> None:
-        self.send("iopub", msg_type, content, parent, [self._topic_prefix + msg_type.encode()])
 
     # -- socket thread -----------------------------------------------------
 
@@ -494,7 +423,7 @@ class Kernel:
         self.messages_handled += 1
         if channel == "stdin":
             if message.msg_type == "input_reply":
-                self._stdin.deliver(message)
+                self.cells.stdin.deliver(message)
             return
         if _handlers.on_socket_thread(channel, message.msg_type):
             _handlers.handle(self, channel, message, _handlers.SOCKET_THREAD)
@@ -517,12 +446,12 @@ class Kernel:
     def _on_subscribe(self, topic: str, subscribed: bool) -> None:
         self.subscribers = max(0, self.subscribers + (1 if subscribed else -1))
         if subscribed:
-            self.publish("iopub_welcome", {"subscription": topic})
+            self.outbox.publish("iopub_welcome", {"subscription": topic})
 
     def _tick_interval(self) -> float | None:
         # Tick while the host has work in hand: its messages are batched
         # without wake-ups, and a long cell's output must still stream.
-        busy = self._active_output is not None or self._in_host_batch or self._host_queue
+        busy = self.cells.executing or self.outbox.batching or self._host_queue
         interval = self.config.stream_flush_interval if busy else None
         last_poll = self._last_poll()
         if last_poll is not None:  # look again when a stall would be due (or, told, whether it is over)
@@ -579,10 +508,7 @@ class Kernel:
         self._adapter.call_soon(tell_host)
 
     def _flush_output(self) -> None:
-        active = self._active_output
-        if active is not None:
-            buffer, parent = active
-            buffer.flush(lambda name, text: self.publish("stream", {"name": name, "text": text}, parent))
+        self.cells.flush_output(self.outbox.publish)
 
     def detach(self, restart: bool) -> None:
         """End serving after a remote ``shutdown_request``; the host lives on."""
@@ -606,7 +532,7 @@ class Kernel:
         # Clear the flag before draining: a request queued from now on
         # schedules another run, so none is left behind.
         self._scheduled = False
-        if self._in_host_batch:
+        if self.outbox.batching:
             # Re-entered: a cell pumped the host's events (Qt's processEvents(),
             # Tk's update()).  Requests never nest: the running batch takes
             # them when the cell is done (and reschedules if it runs out of budget).
@@ -614,7 +540,7 @@ class Kernel:
         deadline = time.monotonic() + self.config.poll_budget
         queue = self._host_queue
         began = time.perf_counter()
-        self._in_host_batch = True
+        self.outbox.batching = True
         self._host_thread = threading.get_ident()
         try:
             while queue and not self._stopped and not self._stop_requested:
@@ -624,11 +550,11 @@ class Kernel:
                     _handlers.handle(self, channel, message, _handlers.HOST_THREAD)
                 except Exception:
                     log.exception("zembed: error handling %s; still serving", message.msg_type)
-                self._sockets.flush_soon()  # one wake-up per request: its reply goes out now
+                self.outbox.flush_soon()  # one wake-up per request: its reply goes out now
                 if time.monotonic() > deadline:
                     break
         finally:
-            self._in_host_batch = False
+            self.outbox.batching = False
             self.host_seconds += time.perf_counter() - began
         if self._stop_requested:
             self.stop()
@@ -636,19 +562,6 @@ class Kernel:
         if queue and not self._stopped and not self._scheduled:
             self._scheduled = True
             self._adapter.call_soon(self._run_pending)
-
-    @contextmanager
-    def cell(self, buffer: OutputBuffer, parent: dict[str, Any]) -> Iterator[None]:
-        """Mark a cell as running: its output is flushed on the socket
-        thread's timer (already ticking: host work is in hand), and
-        ``host_busy_seconds`` counts from now."""
-        self._active_output = (buffer, parent)
-        self._cell_started = time.monotonic()
-        try:
-            yield
-        finally:
-            self._cell_started = None
-            self._active_output = None
 
     def take_queued(self, predicate: Callable[[str, Message], bool]) -> list[tuple[str, Message]]:
         """Remove and return queued requests matching ``predicate`` (host thread)."""

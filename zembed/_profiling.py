@@ -100,10 +100,10 @@ def install(kernel: Kernel) -> None:
             try:
                 profiler.stop()
                 text = profiler.output_text(unicode=True, color=False)
-                kernel.publish("stream", {"name": "stdout", "text": text}, parent)
+                kernel.outbox.publish("stream", {"name": "stdout", "text": text}, parent)
                 bundle = report_bundle(profiler, f"host profile, {seconds:g} s")
-                kernel.publish("display_data", {"data": bundle, "metadata": {}, "transient": {}}, parent)
-                kernel.flush_soon()
+                kernel.outbox.publish("display_data", {"data": bundle, "metadata": {}, "transient": {}}, parent)
+                kernel.outbox.flush_soon()
             except Exception:
                 log.exception("zembed: %profile_host could not finish its report")
 

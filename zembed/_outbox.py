@@ -1,0 +1,86 @@
+"""The sending layer: everything the kernel says goes out through here.
+
+Owns: signing and serializing a message (degrading, never failing, on
+what a peer chose to put in a parent header: ``Session.serialize_safely``),
+handing the frames to the socket thread, the history barrier a reply waits
+behind, and the batching rule: while the host's thread is handling
+requests (``batching``), messages are queued without waking the socket
+thread, and one ``flush_soon()`` per request sends them all (a wake-up per
+message would hand the GIL back and forth five times per execute).
+
+Any thread may call ``send``/``publish``.  The transport is the socket
+thread in a kernel, a recording list in tests: handlers run in memory.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from ._protocol import Session
+from ._ratelimit import RateLimitedLog
+
+Content = dict[str, Any]
+_degraded = RateLimitedLog(what="degraded messages")
+
+
+class Committed(Protocol):
+    """What a reply waits for: the history, with ``reached(change)``."""
+
+    def reached(self, seq: int) -> bool: ...
+
+
+class Transport(Protocol):
+    """Where frames go: ``_sockets.SocketThread`` implements it."""
+
+    def send(
+        self, channel: str, frames: list[bytes], wake: bool = True, barrier: tuple[Any, int] | None = None
+    ) -> None: ...
+
+    def flush_soon(self) -> None: ...
+
+
+class Outbox:
+    def __init__(self, session: Session, transport: Transport, history: Committed) -> None:
+        self.session = session
+        self._transport = transport
+        self._history = history
+        self._topic_prefix = f"kernel.{session.session_id}.".encode()
+        self.batching = False  # the host's thread is handling requests: leave the wake-up to flush_soon()
+        self.closed = False  # the kernel stopped: what is sent now is dropped
+
+    def send(
+        self,
+        channel: str,
+        msg_type: str,
+        content: Content,
+        parent: Content | None = None,
+        idents: list[bytes] | None = None,
+        metadata: Content | None = None,
+        after_history: int = 0,
+    ) -> str:
+        """Queue a message for ``channel``; return its msg_id.  With
+        ``after_history``, it (and all sent after it) waits until the
+        history has committed that change: a reply never promises what a
+        crash could still take back."""
+        header = self.session.header(msg_type)
+        msg_id = str(header["msg_id"])
+        if self.closed:
+            return msg_id
+        try:
+            frames, given_up = self.session.serialize_safely(msg_type, content, parent, metadata, idents, header)
+        except ValueError as exc:
+            _degraded.error("zembed: a %s could not be sent: %s", msg_type, exc)
+            return msg_id
+        if given_up is not None:
+            _degraded.warning("zembed: a %s was sent without %s, which cannot be written as JSON", msg_type, given_up)
+        barrier = (self._history, after_history) if after_history else None
+        self._transport.send(channel, frames, wake=not self.batching, barrier=barrier)
+        return msg_id
+
+    def publish(self, msg_type: str, content: Content, parent: Content | None = None) -> None:
+        """Broadcast on iopub, with Jupyter's topic ``kernel.<session>.<msg_type>``."""
+        self.send("iopub", msg_type, content, parent, [self._topic_prefix + msg_type.encode()])
+
+    def flush_soon(self) -> None:
+        """Send what is queued now rather than at the next tick."""
+        self._transport.flush_soon()
