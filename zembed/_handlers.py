@@ -2,7 +2,8 @@
 
 ``handle()`` wraps every request in ``busy``/``idle`` on iopub (spec:
 "Kernel status") and turns a handler's exception into an error reply, so a
-malformed but correctly signed request is answered, not fatal.  Handlers in
+malformed but correctly signed request is answered, not fatal.  Handlers depend
+on ``_services.KernelServices``, never on ``Kernel``.  Handlers in
 ``SOCKET_THREAD`` run on the socket thread and must not touch the host's
 objects; all others run on the host's thread.
 """
@@ -21,14 +22,14 @@ from ._ratelimit import RateLimitedLog
 from ._version import __version__
 
 if TYPE_CHECKING:
-    from ._kernel import Kernel
+    from ._services import KernelServices
 
 log = logging.getLogger("zembed")
 _refused = RateLimitedLog(what="refused requests")  # signed but refused requests: a flood must not fill the disk either
 _PYTHON_VERSION = "{}.{}.{}".format(*sys.version_info[:3])
 
 Content = dict[str, Any]
-Handler = Callable[["Kernel", "Request"], Content | None]
+Handler = Callable[["KernelServices", "Request"], Content | None]
 
 
 class Request:
@@ -36,7 +37,7 @@ class Request:
 
     __slots__ = ("kernel", "channel", "message", "afterwards", "history_change")
 
-    def __init__(self, kernel: Kernel, channel: str, message: Message) -> None:
+    def __init__(self, kernel: KernelServices, channel: str, message: Message) -> None:
         self.kernel, self.channel, self.message = kernel, channel, message
         self.afterwards: list[Callable[[], None]] = []  # run after this request's idle
         self.history_change = 0  # the reply waits until the history has committed this change
@@ -60,7 +61,7 @@ class Request:
         )
 
 
-def handle(kernel: Kernel, channel: str, message: Message, table: dict[str, Handler]) -> None:
+def handle(kernel: KernelServices, channel: str, message: Message, table: dict[str, Handler]) -> None:
     """Answer one request with the handler ``table`` has for its type."""
     request = Request(kernel, channel, message)
     msg_type = message.msg_type
@@ -84,7 +85,7 @@ def handle(kernel: Kernel, channel: str, message: Message, table: dict[str, Hand
         callback()
 
 
-def refuse(kernel: Kernel, channel: str, message: Message, problem: Exception) -> None:
+def refuse(kernel: KernelServices, channel: str, message: Message, problem: Exception) -> None:
     """Answer a request that cannot be handled (part of it unreadable) with
     an error reply, inside busy/idle like any other."""
     handle(kernel, channel, message, {message.msg_type: lambda _kernel, _request: _error_reply(problem)})
@@ -115,7 +116,7 @@ def _field(content: Content, name: str, kind: type, default: Any = ...) -> Any:
 # -- socket thread -------------------------------------------------------------
 
 
-def kernel_info(kernel: Kernel, request: Request) -> Content:
+def kernel_info(kernel: KernelServices, request: Request) -> Content:
     return {
         "status": "ok",
         "protocol_version": PROTOCOL_VERSION,
@@ -150,7 +151,7 @@ def kernel_info(kernel: Kernel, request: Request) -> Content:
     }
 
 
-def _banner(kernel: Kernel) -> str:
+def _banner(kernel: KernelServices) -> str:
     text = (
         f"zembed {__version__}: a kernel inside {kernel.name!r} (pid {_pid()}), "
         f"Python {_PYTHON_VERSION}, host loop {kernel.loop}\n"
@@ -168,13 +169,13 @@ def _pid() -> int:
     return os.getpid()
 
 
-def interrupt(kernel: Kernel, request: Request) -> Content:
+def interrupt(kernel: KernelServices, request: Request) -> Content:
     interrupted = kernel.interrupt()
     log.info("zembed: interrupt requested (%s)", "cell interrupted" if interrupted else "no cell running")
     return {"status": "ok"}
 
 
-def shutdown(kernel: Kernel, request: Request) -> Content | None:
+def shutdown(kernel: KernelServices, request: Request) -> Content | None:
     restart = bool(request.content.get("restart", False))
     request.reply({"status": "ok", "restart": restart})
     log.info("zembed: shutdown_request from a client: detaching; the host keeps running")
@@ -185,7 +186,7 @@ def shutdown(kernel: Kernel, request: Request) -> Content | None:
 # -- host thread -----------------------------------------------------------------
 
 
-def execute(kernel: Kernel, request: Request) -> Content:
+def execute(kernel: KernelServices, request: Request) -> Content:
     content = request.content
     code = _field(content, "code", str)
     silent = bool(content.get("silent", False))
@@ -261,7 +262,7 @@ def _rewrite(source: str) -> str:
     return transform(source)
 
 
-def _abort(kernel: Kernel, requests: list[tuple[str, Message]]) -> None:
+def _abort(kernel: KernelServices, requests: list[tuple[str, Message]]) -> None:
     for channel, message in requests:
         aborted = Request(kernel, channel, message)
         aborted.publish("status", {"execution_state": "busy"})
@@ -273,7 +274,7 @@ def _abort(kernel: Kernel, requests: list[tuple[str, Message]]) -> None:
 # a kernel nobody completes in does not pay for it at start-up.
 
 
-def complete_(kernel: Kernel, request: Request) -> Content:
+def complete_(kernel: KernelServices, request: Request) -> Content:
     from ._introspect import complete
 
     code = _field(request.content, "code", str)
@@ -281,7 +282,7 @@ def complete_(kernel: Kernel, request: Request) -> Content:
     return complete(code, max(0, min(cursor_pos, len(code))), kernel.namespace, kernel.magics)
 
 
-def inspect_(kernel: Kernel, request: Request) -> Content:
+def inspect_(kernel: KernelServices, request: Request) -> Content:
     from ._introspect import inspect_object
 
     code = _field(request.content, "code", str)
@@ -290,21 +291,21 @@ def inspect_(kernel: Kernel, request: Request) -> Content:
     return inspect_object(code, max(0, min(cursor_pos, len(code))), detail, kernel.namespace, kernel.magics)
 
 
-def is_complete_(kernel: Kernel, request: Request) -> Content:
+def is_complete_(kernel: KernelServices, request: Request) -> Content:
     from ._introspect import is_complete
 
     return is_complete(_field(request.content, "code", str))
 
 
-def history(kernel: Kernel, request: Request) -> Content:
+def history(kernel: KernelServices, request: Request) -> Content:
     return {"status": "ok", "history": kernel.history.query(request.content)}
 
 
-def comm_info(kernel: Kernel, request: Request) -> Content:
+def comm_info(kernel: KernelServices, request: Request) -> Content:
     return {"status": "ok", "comms": {}}
 
 
-def comm_open(kernel: Kernel, request: Request) -> None:
+def comm_open(kernel: KernelServices, request: Request) -> None:
     # No comm targets are registered: spec says answer with comm_close.
     comm_id = request.content.get("comm_id")
     log.info("zembed: comm_open for unknown target %r; closing it", request.content.get("target_name"))
@@ -312,7 +313,7 @@ def comm_open(kernel: Kernel, request: Request) -> None:
     return None
 
 
-def comm_ignore(kernel: Kernel, request: Request) -> None:
+def comm_ignore(kernel: KernelServices, request: Request) -> None:
     return None
 
 

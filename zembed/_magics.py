@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from ._errors import UsageError
 
 if TYPE_CHECKING:
-    from ._kernel import Kernel
+    from ._services import KernelServices
 
 _LINE_MAGIC = re.compile(r"^(?P<indent>[ \t]*)%(?P<name>[A-Za-z_]\w*)(?P<args>.*)$")
 _CELL_MAGIC = re.compile(r"^%%(?P<name>[A-Za-z_]\w*)(?P<args>[^\n]*)(?:\n|$)")
@@ -111,7 +111,7 @@ def _inside_string(lines: list[str], number: int) -> bool:
 # -- running magics -----------------------------------------------------------------
 
 
-def _current() -> Kernel:
+def _current() -> KernelServices:
     """The kernel whose cell is running here (found like ``display()`` finds it)."""
     from ._display import current_output
 
@@ -147,7 +147,7 @@ def _seconds(value: float) -> str:
     return f"{value:.3g} s"
 
 
-def install_builtins(kernel: Kernel) -> None:
+def install_builtins(kernel: KernelServices) -> None:
     namespace = kernel.namespace
     magics = kernel.magics
 

@@ -27,7 +27,7 @@ from ._display import display
 from ._magics import MagicError, _compile_statement, transform
 
 if TYPE_CHECKING:
-    from ._kernel import Kernel
+    from ._services import KernelServices
 
 log = logging.getLogger("zembed")
 
@@ -48,7 +48,7 @@ def report_bundle(profiler: Any, title: str) -> dict[str, Any]:
     }
 
 
-def install(kernel: Kernel) -> None:
+def install(kernel: KernelServices) -> None:
     namespace = kernel.namespace
     state: dict[str, Any] = {"host": None}  # the running %profile_host, if any
 
