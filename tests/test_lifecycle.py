@@ -146,9 +146,12 @@ def test_poll_is_cheap_when_idle():
     assert per_call < 20e-6, f"idle poll() took {per_call * 1e6:.1f} µs"
 
 
-def test_misuse_gives_clear_errors():
+def test_misuse_gives_clear_errors(monkeypatch):
+    # jupyter_client (used by other tests in this process) leaves a current loop behind: none here
+    monkeypatch.setattr(asyncio, "get_event_loop_policy", lambda: asyncio.DefaultEventLoopPolicy())
     with pytest.raises(zembed.UsageError, match="needs an asyncio loop on this thread"):
         zembed.start_kernel({}, loop="asyncio")
+    monkeypatch.undo()
     with pytest.raises(zembed.UsageError, match="unknown loop"):
         zembed.start_kernel({}, loop="gtk4")
     with pytest.raises(zembed.UsageError, match="must be a dict"):

@@ -18,7 +18,6 @@ import logging
 import os
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,6 +29,7 @@ from ._cell import Cells
 from ._config import KernelConfig
 from ._connection import app_data_dir, read_connection_file, write_connection_file
 from ._errors import ConnectionFileError, UsageError
+from ._host_queue import HostQueue
 from ._kernel_history import History
 from ._outbox import Outbox
 from ._private import private_dir, remove_quietly
@@ -76,7 +76,6 @@ class Kernel:
         self._magics: Magics | None = None  # made on first use: see the magics property
         self.started = time.monotonic()
         self.messages_handled = 0
-        self.host_seconds = 0.0  # time spent on the host's thread handling requests
         self.subscribers = 0  # iopub subscriptions: attached clients, in practice
         self._adapter = adapter
         self._on_shutdown = on_shutdown
@@ -86,10 +85,6 @@ class Kernel:
         self.failure: BaseException | None = None
         self._poll_stall_told = False
         self.cells = Cells()  # the running cell, and the leaves swapped in while it runs
-        self._host_queue: deque[tuple[str, Message]] = deque()
-        self._scheduled = False
-        self._waiting_since: float | None = None
-        self._host_thread: int | None = None  # the thread running the current batch
         self._stop_requested = False  # stop() was called from a cell: stop once its request is answered
         self._stop_callbacks: list[Callable[[], None]] = []
         self._stop_lock = threading.Lock()
@@ -188,6 +183,14 @@ class Kernel:
             pid=os.getpid(),
         )
         self.outbox = Outbox(self.session, sockets_thread, self.history)
+        self._queue = HostQueue(
+            self._adapter,
+            self.outbox,
+            lambda channel, message: _handlers.handle(self, channel, message, _handlers.HOST_THREAD),
+            config.poll_budget,
+            halted=lambda: self._stopped or self._stop_requested,
+            after_batch=self._after_batch,
+        )
         if config.crash_recovery:
             self._start_recovery()
         self._sockets.start()
@@ -286,8 +289,7 @@ class Kernel:
         """Raise KeyboardInterrupt in the running cell, or, when a cell was
         sent but has not started yet, in that cell as it starts (a Ctrl-C
         right after Enter); False if there is neither."""
-        queued = any(message.msg_type == "execute_request" for _, message in list(self._host_queue))
-        return self.cells.interrupt(queued)
+        return self.cells.interrupt(self._queue.has("execute_request"))
 
     def stop(self) -> None:
         """Close sockets, join threads, remove the connection file.  Idempotent.
@@ -298,7 +300,7 @@ class Kernel:
         self._stop(None)
 
     def _stop(self, unhandled: BaseException | None) -> None:
-        if self.outbox.batching and threading.get_ident() == self._host_thread:
+        if self._queue.in_batch:
             self._stop_requested = True
             return
         with self._stop_lock:
@@ -319,7 +321,7 @@ class Kernel:
         self._sockets.stop()
         self._release_connection_file()
         self._adapter.close()
-        self._host_queue.clear()
+        self._queue.clear()
         self.history.close()
         if self._record is not None:
             self._record.close(unhandled)
@@ -396,7 +398,7 @@ class Kernel:
             "connection file": str(self.connection_file),
             "clients attached": self.subscribers,
             "messages handled": self.messages_handled,
-            "host thread time": f"{self.host_seconds:.3f} s",
+            "host thread time": f"{self._queue.host_seconds:.3f} s",
             "uptime": f"{time.monotonic() - self.started:.0f} s",
             "execution count": self.execution_count,
         }
@@ -405,7 +407,7 @@ class Kernel:
         """How long the host's thread has not come back for kernel work: a
         request waiting for it, a cell running, or (poll hosts) no
         ``poll()`` call."""
-        since = [t for t in (self._waiting_since, self.cells.started, self._last_poll()) if t is not None]
+        since = [t for t in (self._queue.waiting_since, self.cells.started, self._last_poll()) if t is not None]
         return max(0.0, time.monotonic() - min(since)) if since else 0.0
 
     def running_cell(self) -> dict[str, Any] | None:
@@ -430,12 +432,7 @@ class Kernel:
             return
         if self.detached:
             return
-        if not self._host_queue:
-            self._waiting_since = time.monotonic()
-        self._host_queue.append((channel, message))
-        if not self._scheduled:
-            self._scheduled = True
-            self._adapter.call_soon(self._run_pending)
+        self._queue.put(channel, message)
 
     def _on_malformed(self, channel: str, request: Message, exc: Exception) -> None:
         """A signed request whose parent, metadata or content could not be
@@ -451,7 +448,7 @@ class Kernel:
     def _tick_interval(self) -> float | None:
         # Tick while the host has work in hand: its messages are batched
         # without wake-ups, and a long cell's output must still stream.
-        busy = self.cells.executing or self.outbox.batching or self._host_queue
+        busy = self.cells.executing or self.outbox.batching or bool(self._queue)
         interval = self.config.stream_flush_interval if busy else None
         last_poll = self._last_poll()
         if last_poll is not None:  # look again when a stall would be due (or, told, whether it is over)
@@ -528,44 +525,10 @@ class Kernel:
 
     # -- host thread -------------------------------------------------------
 
-    def _run_pending(self) -> None:
-        # Clear the flag before draining: a request queued from now on
-        # schedules another run, so none is left behind.
-        self._scheduled = False
-        if self.outbox.batching:
-            # Re-entered: a cell pumped the host's events (Qt's processEvents(),
-            # Tk's update()).  Requests never nest: the running batch takes
-            # them when the cell is done (and reschedules if it runs out of budget).
-            return
-        deadline = time.monotonic() + self.config.poll_budget
-        queue = self._host_queue
-        began = time.perf_counter()
-        self.outbox.batching = True
-        self._host_thread = threading.get_ident()
-        try:
-            while queue and not self._stopped and not self._stop_requested:
-                channel, message = queue.popleft()
-                self._waiting_since = time.monotonic() if queue else None
-                try:
-                    _handlers.handle(self, channel, message, _handlers.HOST_THREAD)
-                except Exception:
-                    log.exception("zembed: error handling %s; still serving", message.msg_type)
-                self.outbox.flush_soon()  # one wake-up per request: its reply goes out now
-                if time.monotonic() > deadline:
-                    break
-        finally:
-            self.outbox.batching = False
-            self.host_seconds += time.perf_counter() - began
-        if self._stop_requested:
+    def _after_batch(self) -> None:
+        if self._stop_requested:  # a cell of the batch stopped the kernel: its reply is out now
             self.stop()
-            return
-        if queue and not self._stopped and not self._scheduled:
-            self._scheduled = True
-            self._adapter.call_soon(self._run_pending)
 
     def take_queued(self, predicate: Callable[[str, Message], bool]) -> list[tuple[str, Message]]:
         """Remove and return queued requests matching ``predicate`` (host thread)."""
-        taken = [item for item in list(self._host_queue) if predicate(*item)]  # snapshot: the socket thread appends
-        for item in taken:
-            self._host_queue.remove(item)
-        return taken
+        return self._queue.take(predicate)

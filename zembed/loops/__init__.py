@@ -51,6 +51,16 @@ class LoopAdapter(Protocol):
     def close(self) -> None: ...
 
 
+def _running_asyncio_loop() -> asyncio.AbstractEventLoop | None:
+    asyncio_module = sys.modules.get("asyncio")  # not imported: no loop can run
+    if asyncio_module is None:
+        return None
+    try:
+        return asyncio_module.get_running_loop()
+    except RuntimeError:
+        return None
+
+
 def _current_asyncio_loop() -> asyncio.AbstractEventLoop | None:
     """The asyncio loop of this thread: the running one, else the one set
     as current and not closed (the host calls ``run_forever()`` or
@@ -97,12 +107,14 @@ def _tk_adapter(root: Any = None) -> LoopAdapter:
 
 
 def _auto() -> LoopAdapter:
-    """What runs or exists on the calling thread: an asyncio loop (running,
-    or set as current: tornado's ``IOLoop.current()`` sets one), a Qt
-    application, a Tk root; else poll."""
-    current = _current_asyncio_loop()
-    if current is not None:
-        return _asyncio_adapter(current)
+    """What runs or exists on the calling thread: a running asyncio loop, a
+    Qt application, a Tk root, an asyncio loop set as current but not
+    running yet (tornado's ``IOLoop.current()`` sets one); else poll.  A
+    toolkit comes before a loop that is not running: libraries (jupyter_core
+    among them) leave a current loop behind that nobody will run."""
+    running = _running_asyncio_loop()
+    if running is not None:
+        return _asyncio_adapter(running)
     if any(f"{binding}.QtCore" in sys.modules for binding in ("PySide6", "PyQt6")):
         from .qt_loop import application, loaded_qt
 
@@ -114,6 +126,9 @@ def _auto() -> LoopAdapter:
 
         if default_root() is not None:
             return _tk_adapter()
+    current = _current_asyncio_loop()
+    if current is not None:
+        return _asyncio_adapter(current)
     log.warning(
         "zembed: no asyncio loop, Qt application or Tk root found on this thread; using loop='poll'. "
         "The host must call kernel.poll() regularly (from a timer or its frame loop), or pass loop=..."
