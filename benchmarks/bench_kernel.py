@@ -116,9 +116,10 @@ class RawClient:
 
 
 class Process:
-    def __init__(self, *args: str) -> None:
+    def __init__(self, *args: str, pythonpath: str | None = None) -> None:
+        env = {**os.environ, "PYTHONPATH": pythonpath} if pythonpath else None
         self.popen = subprocess.Popen(
-            [sys.executable, *args], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=HERE.parent
+            [sys.executable, *args], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=HERE.parent, env=env
         )
         while True:
             line = self.popen.stdout.readline()  # type: ignore[union-attr]
@@ -154,8 +155,8 @@ def cpu_percent_idle(pid: int, seconds: float) -> float:
     return (sum(process.cpu_times()[:2]) - before) / seconds * 100
 
 
-def measure_kernel(kind: str, args: argparse.Namespace) -> dict[str, float]:
-    host = Process(str(HERE / "bench_host.py"), "--kernel", kind)
+def measure_kernel(kind: str, args: argparse.Namespace, pythonpath: str | None = None) -> dict[str, float]:
+    host = Process(str(HERE / "bench_host.py"), "--kernel", kind, pythonpath=pythonpath)
     result: dict[str, float] = {}
     try:
         client = RawClient(host.info["connection_file"])
@@ -252,6 +253,9 @@ def main() -> None:
     parser.add_argument("--idle-seconds", type=float, default=5.0)
     parser.add_argument("--hammer-seconds", type=float, default=5.0)
     parser.add_argument("--json", type=Path, help="also write all samples here")
+    parser.add_argument(
+        "--baseline", type=Path, help="a checkout of an earlier zembed, measured in the same rounds (zembed / baseline)"
+    )
     args = parser.parse_args()
     os.environ.setdefault("JUPYTER_RUNTIME_DIR", str(Path(os.environ.get("TMPDIR", "/tmp")) / "zembed-bench-runtime"))
 
@@ -264,6 +268,7 @@ def main() -> None:
                 "ipykernel": measure_kernel("ipykernel", args),
                 "floor": measure_floor(args),
                 "alone": measure_alone(args),
+                **({"baseline": measure_kernel("zembed", args, str(args.baseline))} if args.baseline else {}),
             }
         )
 
@@ -292,6 +297,13 @@ def main() -> None:
         f"zembed - alone: lateness p99 {z_lat - alone_lat:+.3f} ms (target <= 2), "
         f"idle CPU {z_cpu - alone_cpu:+.2f} points (target <= 0.2)"
     )
+    if args.baseline:
+        print(f"\nzembed vs the baseline at {args.baseline}, same rounds (ratio < 1: faster or smaller now)")
+        for label, metric in ROWS:
+            ratio = med_ratio(metric, "baseline")
+            base = med("baseline", metric)
+            if ratio is not None and base is not None:
+                print(f"{label:36} {med('zembed', metric):>10.3f} {base:>10.3f} {ratio:>7.2f}")
     if args.json:
         args.json.write_text(json.dumps(rounds, indent=2))
 

@@ -263,6 +263,9 @@ def signed_frames(draw: Any) -> tuple[str, list[bytes], str | None]:
     )
     plain_extras = draw(st.booleans())
     pieces = [f'"{k}": {json.dumps(v)}'.encode() for k, v in header_fields.items()]
+    # Made unique at sending too, even when the extras below override msg_id:
+    # the same frames twice are a replay, which the kernel rightly drops unanswered.
+    pieces.append(f'"nonce": "{PLACEHOLDER_ID}"'.encode())
     for name in extra:
         if name in ("msg_id", "msg_type") and essentials_ok:
             continue
@@ -314,6 +317,8 @@ def test_signed_frames_of_any_shape_never_silence_the_kernel(target, message):
     unique = f"hostile-{uuid.uuid4().hex}"
     parts = [parts[0].replace(PLACEHOLDER_ID.encode(), unique.encode()), *parts[1:]]
     msg_id = None if msg_id is None else msg_id.replace(PLACEHOLDER_ID, unique)
+    if msg_id is not None:
+        assert unique.encode() in parts[0]  # so it cannot be a replay
     mac = hmac.new(t.info["key"].encode(), digestmod=hashlib.sha256)
     for part in parts:
         mac.update(part)

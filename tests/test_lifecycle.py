@@ -50,6 +50,29 @@ def test_public_surface_is_pinned():
         assert getattr(zembed, name) is not None
 
 
+def test_kernel_and_loops_surface_is_pinned():
+    """What a host may use of a Kernel, and of zembed.loops; a change here is a decision."""
+    import zembed.loops
+
+    members = sorted(n for n in dir(zembed.Kernel) if not n.startswith("_"))
+    assert members == [
+        "call_on_host", "current_parent", "detach", "executing", "host_busy_seconds", "interrupt", "loop",
+        "magics", "on_stop", "poll", "register_magic", "running", "running_cell", "status", "stop", "take_queued",
+        "wait",
+    ]  # fmt: skip
+    kernel = zembed.start_kernel({}, name="pinned", loop="poll")
+    try:
+        attributes = sorted(n for n in vars(kernel) if not n.startswith("_"))
+    finally:
+        kernel.stop()
+    assert attributes == [
+        "app_dir", "cells", "config", "connection_file", "connection_info", "crashes", "detached",
+        "execution_count", "failure", "history", "messages_handled", "name", "namespace", "outbox", "session",
+        "started", "subscribers",
+    ]  # fmt: skip
+    assert sorted(zembed.loops.__all__) == ["CallableLoop", "LoopAdapter", "PollLoop", "resolve_loop"]
+
+
 def test_frontends_use_the_named_seam_only():
     """zconsole imported seven private modules and the CLI module."""
     import re
