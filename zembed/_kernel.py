@@ -489,8 +489,8 @@ class Kernel:
         client finds a ghost.  The host learns through ``running``,
         ``failure``, the log and ``on_error``; the rest of the stop runs on
         the host's thread."""
+        self._remove_connection_file()  # first: whoever sees ``failure`` set finds no ghost file
         self.failure = exc
-        self._remove_connection_file()
         log.error("zembed: kernel %r stopped serving: %s: %s", self.name, type(exc).__name__, exc)
 
         def tell_host() -> None:
