@@ -3,12 +3,14 @@
 Two threads matter.  The socket thread (``_sockets``) receives and verifies
 every request.  Requests that need only kernel state (``kernel_info``,
 ``interrupt``, ``shutdown``) are answered right there, so they are served
-while a cell runs.  Everything that touches the host's objects is queued
-and run on the host's thread through the loop adapter (``loops``), at most
-``poll_budget`` seconds of it per wake-up.  Handlers live in ``_handlers``.
+while a cell runs.  Everything that touches the host's objects goes to the
+``HostQueue`` (``_host_queue``) and runs on the host's thread through the
+loop adapter (``loops``), at most ``poll_budget`` seconds of it per visit.
+Handlers live in ``_handlers``, what they send goes through the
+``Outbox`` (``_outbox``), a cell's run is ``_cell``'s.
 
-Nothing here changes process-wide state; the cell machinery in
-``_handlers`` does, only while user code runs, and restores it.
+Nothing here changes process-wide state; ``_cell`` does, only while user
+code runs, and restores it.
 """
 
 from __future__ import annotations
