@@ -27,14 +27,15 @@ from typing import TYPE_CHECKING, Any
 import zmq
 
 from . import _handlers
+from ._binding import claim_connection_file, curve_keypair_for, release_connection_file, remove_own_connection_file
 from ._cell import Cells
 from ._config import KernelConfig
-from ._connection import app_data_dir, read_connection_file, write_connection_file
+from ._connection import app_data_dir, write_connection_file
 from ._errors import ConnectionFileError, UsageError
 from ._host_queue import HostQueue
 from ._kernel_history import History
 from ._outbox import Outbox
-from ._private import private_dir, remove_quietly
+from ._private import private_dir
 from ._protocol import SIGNATURE_SCHEME, Message, Session, new_key, utc_now
 from ._recovery import RunRecord, collect, notice, take_unannounced, unhandled_exception
 from ._sockets import SocketThread, bind_sockets
@@ -46,11 +47,6 @@ ShutdownHook = Callable[["Kernel", bool], None]
 ErrorHook = Callable[["Kernel", BaseException], None]
 
 POLL_STALL_AFTER = 10.0  # seconds without kernel.poll() before a poll-mode host is told (once per stall)
-
-# Connection files of the kernels running in this process: two kernels
-# given the same path would make the first unreachable.
-_files_in_use: set[Path] = set()
-_files_lock = threading.Lock()
 
 if TYPE_CHECKING:
     from ._magics import Magics
@@ -93,14 +89,14 @@ class Kernel:
         self._stopped = False
         self.detached = False
 
-        curve = self._check_address(config)
+        curve = curve_keypair_for(config)
         key = new_key()
         self.session = Session(key)
-        self._claim_connection_file(config)
+        self.connection_file: Path = claim_connection_file(config)
         try:
             self._open(config, adapter, curve, key)
         except BaseException:
-            self._release_connection_file()
+            release_connection_file(self.connection_file)
             raise
         atexit.register(self._stop_at_exit)
         self.outbox.publish("status", {"execution_state": "starting"})
@@ -109,20 +105,6 @@ class Kernel:
             log.info("zembed: app name %r comes from the program's name; pass name= to choose one", self.name)
         for crash in self.crashes:
             log.warning("zembed: %s (zembed crashes %s)", crash["text"], self.name)
-
-    def _claim_connection_file(self, config: KernelConfig) -> None:
-        with _files_lock:
-            self.connection_file: Path = config.connection_path(taken=_files_in_use)
-            if self.connection_file in _files_in_use:
-                raise UsageError(
-                    f"connection file {self.connection_file} is already used by another kernel in this process; "
-                    "give each kernel its own name or connection_file"
-                )
-            _files_in_use.add(self.connection_file)
-
-    def _release_connection_file(self) -> None:
-        with _files_lock:
-            _files_in_use.discard(self.connection_file)
 
     def _open(
         self,
@@ -177,14 +159,13 @@ class Kernel:
             self._on_socket_failure,
             self._on_malformed,
         )
-        sockets_thread = self._sockets
         self.history = History(
             self.app_dir / "history.sqlite" if config.persistent_history else None,
             config.history_limit,
-            on_commit=sockets_thread.flush_soon,  # replies waiting for the commit can go
+            on_commit=self._sockets.flush_soon,  # replies waiting for the commit can go
             pid=os.getpid(),
         )
-        self.outbox = Outbox(self.session, sockets_thread, self.history)
+        self.outbox = Outbox(self.session, self._sockets, self.history)
         self._queue = HostQueue(
             self._adapter,
             self.outbox,
@@ -208,33 +189,6 @@ class Kernel:
                     f"cannot write the connection file {self.connection_file}: {exc.strerror or exc}"
                 ) from exc
             raise
-
-    @staticmethod
-    def _check_address(config: KernelConfig) -> tuple[bytes, bytes] | None:
-        """The Curve keypair to serve with, or None; refuse unsafe binds."""
-        loopback = config.transport != "tcp" or config.ip in ("localhost", "::1") or config.ip.startswith("127.")
-        wanted = config.encryption == "curve" or (config.encryption == "auto" and not loopback)
-        if wanted:
-            if not zmq.has("curve"):
-                raise UsageError(
-                    "CurveZMQ encryption is needed but this pyzmq's libzmq lacks it; "
-                    "install a pyzmq wheel (they bundle libzmq with Curve) or bind loopback"
-                )
-            return zmq.curve_keypair()
-        if loopback:
-            return None
-        if not config.allow_insecure_remote:
-            raise UsageError(
-                f"refusing to bind {config.ip!r} without encryption: anyone who reaches the iopub port could "
-                "read all output. Use encryption='auto' or 'curve' (CurveZMQ), or bind loopback and use an "
-                "SSH tunnel, or pass allow_insecure_remote=True to accept the risk."
-            )
-        log.warning(
-            "zembed: WARNING: binding %s WITHOUT encryption (allow_insecure_remote): everything the kernel "
-            "sends, and every cell sent to it, is readable by anyone on the network",
-            config.ip,
-        )
-        return None
 
     def _start_recovery(self) -> None:
         """Explain earlier runs that ended badly, then keep our own record.
@@ -319,9 +273,9 @@ class Kernel:
         self.cells.close()
         # The file goes first: a client that sees the heartbeat stop and
         # the file gone knows the kernel was stopped, not killed.
-        self._remove_connection_file()
+        self._remove_own_file()
         self._sockets.stop()
-        self._release_connection_file()
+        release_connection_file(self.connection_file)
         self._adapter.close()
         self._queue.clear()
         self.history.close()
@@ -329,17 +283,8 @@ class Kernel:
             self._record.close(unhandled)
         log.info("zembed: kernel %r stopped", self.name)
 
-    def _remove_connection_file(self) -> None:
-        """Remove our connection file, unless another kernel (another
-        process given the same path) has written its own there since."""
-        try:
-            key = read_connection_file(self.connection_file).get("key")
-        except ConnectionFileError:
-            key = None  # missing or unreadable: remove what is there, if anything
-            if not self.connection_file.exists():
-                return
-        if key is None or key == self.connection_info["key"]:
-            remove_quietly(self.connection_file)
+    def _remove_own_file(self) -> None:
+        remove_own_connection_file(self.connection_file, self.connection_info["key"])
 
     def __enter__(self) -> Kernel:
         return self
@@ -491,20 +436,11 @@ class Kernel:
         client finds a ghost.  The host learns through ``running``,
         ``failure``, the log and ``on_error``; the rest of the stop runs on
         the host's thread."""
-        self._remove_connection_file()  # first: whoever sees ``failure`` set finds no ghost file
+        self._remove_own_file()  # first: whoever sees ``failure`` set finds no ghost file
         self.failure = exc
         log.error("zembed: kernel %r stopped serving: %s: %s", self.name, type(exc).__name__, exc)
 
-        def tell_host() -> None:
-            try:
-                if self._on_error is not None:
-                    self._on_error(self, exc)
-            except Exception:
-                log.exception("zembed: the host's on_error callback failed")
-            finally:
-                self.stop()
-
-        self._adapter.call_soon(tell_host)
+        self._adapter.call_soon(lambda: self._tell_host_then_stop("on_error", self._on_error, exc))
 
     def _flush_output(self) -> None:
         self.cells.flush_output(self.outbox.publish)
@@ -512,16 +448,17 @@ class Kernel:
     def detach(self, restart: bool) -> None:
         """End serving after a remote ``shutdown_request``; the host lives on."""
         self.detached = True
-        self._remove_connection_file()
+        self._remove_own_file()
         self._sockets.stop()  # from its own thread: flags it, returns at once
-        self._adapter.call_soon(lambda: self._after_detach(restart))
+        self._adapter.call_soon(lambda: self._tell_host_then_stop("on_shutdown", self._on_shutdown, restart))
 
-    def _after_detach(self, restart: bool) -> None:
+    def _tell_host_then_stop(self, what: str, hook: Callable[[Kernel, Any], None] | None, argument: Any) -> None:
+        """On the host's thread: the host's ``on_shutdown``/``on_error``, then the stop."""
         try:
-            if self._on_shutdown is not None:
-                self._on_shutdown(self, restart)
+            if hook is not None:
+                hook(self, argument)
         except Exception:
-            log.exception("zembed: the host's on_shutdown callback failed")
+            log.exception("zembed: the host's %s callback failed", what)
         finally:
             self.stop()
 
