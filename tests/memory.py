@@ -2,8 +2,10 @@
 
 ``MemoryKernel`` provides ``zembed._services.KernelServices`` from the same
 parts a kernel uses (an ``Outbox`` on a recording transport, ``Cells``, an
-in-memory ``History``, the real magics), so a request goes through
-``_handlers.handle`` exactly as in a host, on this thread, in milliseconds.
+in-memory ``History``, the real magics, a ``Router`` with its ``HostQueue``
+on a ``PollLoop``), so a request goes the way it goes in a host: the router
+answers it at once or queues it, and ``poll()`` runs the queue, all on this
+thread, in milliseconds.
 ``ask()`` returns the reply and everything published for the request, as a
 client would have received them (parsed back from the signed frames).
 """
@@ -16,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from zembed import _handlers
 from zembed._cell import Cells
 from zembed._config import load_config
 from zembed._kernel_history import History
@@ -24,6 +25,8 @@ from zembed._magics import Magics, install_builtins
 from zembed._outbox import Outbox
 from zembed._profiling import install as install_profiling
 from zembed._protocol import Message, Session, new_key
+from zembed._routing import Router
+from zembed.loops import PollLoop
 
 
 class RecordingTransport:
@@ -82,8 +85,9 @@ class MemoryKernel:
         self.history = History(None)
         self.outbox = Outbox(self.session, self.transport, self.history)
         self.cells = Cells()
-        self.queued: list[tuple[str, Message]] = []  # what take_queued may take (stop_on_error)
-        self.detached: list[bool] = []
+        self.adapter = PollLoop()
+        self.router = Router(self, self.adapter, halted=lambda: False, after_batch=lambda: None)
+        self.detach_calls: list[bool] = []
         self.stop_callbacks: list[Callable[[], None]] = []
         self._magics: Magics | None = None
         self._client = Session(self.session.key, username="tester")
@@ -119,15 +123,14 @@ class MemoryKernel:
         return {"app": self.name, "loop": self.loop, "execution count": self.execution_count}
 
     def interrupt(self) -> bool:
-        return self.cells.interrupt(queued=False)
+        return self.cells.interrupt(self.router.queue.has("execute_request"))
 
     def detach(self, restart: bool) -> None:
-        self.detached.append(restart)
+        self.detach_calls.append(restart)
+        self.router.detached = True
 
     def take_queued(self, predicate: Callable[[str, Message], bool]) -> list[tuple[str, Message]]:
-        taken = [item for item in self.queued if predicate(*item)]
-        self.queued = [item for item in self.queued if item not in taken]
-        return taken
+        return self.router.queue.take(predicate)
 
     def register_magic(
         self, name: str, function: Callable[..., Any], *, cell: bool = False, help: str | None = None
@@ -150,13 +153,19 @@ class MemoryKernel:
         return self.handle(channel, self.message(msg_type, content))
 
     def handle(self, channel: str, message: Message) -> Exchange:
-        """Handle ``message`` as the kernel would, on this thread; what it produced."""
+        """Route ``message`` as the socket thread would, then poll as a host
+        would; what it produced."""
         start = len(self.transport.sent)
-        table = (
-            _handlers.SOCKET_THREAD if _handlers.on_socket_thread(channel, message.msg_type) else _handlers.HOST_THREAD
-        )
-        _handlers.handle(self, channel, message, table)
+        self.router.on_message(channel, message)
+        self.poll()
         return self.exchange(message.msg_id, start)
+
+    def send(self, channel: str, message: Message) -> None:
+        """Hand ``message`` to the router only: a host request waits in the queue until ``poll()``."""
+        self.router.on_message(channel, message)
+
+    def poll(self) -> bool:
+        return self.adapter.run_pending()
 
     def exchange(self, msg_id: str, start: int = 0) -> Exchange:
         result = Exchange(None)

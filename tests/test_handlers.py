@@ -59,15 +59,18 @@ def test_execute_silent_and_user_expressions(kernel):
 
 
 def test_execute_error_aborts_what_was_queued(kernel):
+    failing = kernel.message("execute_request", {"code": "1/0"})
     queued = kernel.message("execute_request", {"code": "never = True"})
-    kernel.queued.append(("shell", queued))
-    exchange = kernel.ask("execute_request", {"code": "1/0"})
+    kernel.send("shell", failing)
+    kernel.send("shell", queued)  # both wait for the host's thread
+    assert kernel.poll()
+    exchange = kernel.exchange(failing.msg_id)
     assert framed(exchange) == ["execute_input", "error"]
     assert exchange.content["status"] == "error" and exchange.content["ename"] == "ZeroDivisionError"
     assert any("<In [1]>" in line for line in exchange.content["traceback"])
     aborted = kernel.exchange(queued.msg_id)
     assert aborted.content["status"] == "aborted" and framed(aborted) == []
-    assert "never" not in kernel.namespace and kernel.queued == []
+    assert "never" not in kernel.namespace and not kernel.router.queue
 
 
 def test_execute_exit_asks_the_client_to_leave(kernel):
@@ -144,7 +147,7 @@ def test_interrupt_with_no_cell_running(kernel):
 def test_shutdown_replies_then_detaches(kernel):
     exchange = kernel.ask("shutdown_request", {"restart": True}, channel="control")
     assert exchange.content == {"status": "ok", "restart": True}
-    assert kernel.detached == [True]
+    assert kernel.detach_calls == [True]
 
 
 def test_unknown_requests_get_an_error_and_other_types_nothing(kernel):

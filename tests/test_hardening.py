@@ -204,7 +204,7 @@ def test_kernel_started_before_the_loop_runs_is_served(start_host, connect, loop
 
 
 def test_a_poll_host_that_stops_polling_says_so(monkeypatch, caplog):
-    monkeypatch.setattr("zembed._kernel.POLL_STALL_AFTER", 0.5)
+    monkeypatch.setattr("zembed._routing.POLL_STALL_AFTER", 0.5)
     kernel = zembed.start_kernel({}, name="stalled", loop="poll")
     client = None
     try:

@@ -1,31 +1,79 @@
-"""complete, inspect, is_complete, history, comms: answered from live objects."""
+"""complete, inspect, is_complete, history, comms: answered from live objects.
+
+The cases run in memory (tests/memory.py: the real router, handlers and
+history, no sockets); one test per loop goes through a real host and
+jupyter_client, to keep the path there honest."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 import pytest
+from memory import MemoryKernel
+
+SCENE = (
+    "class Scene:\n"
+    "    '''A scene of shapes.'''\n"
+    "    def __init__(self):\n"
+    "        self.shapes = {'circle': 1, 'square': 2}\n"
+    "    def add_shape(self, name: str, size: float = 1.0) -> None:\n"
+    "        '''Add a shape to the scene.'''\n"
+    "        self.shapes[name] = size\n"
+    "scene = Scene()\n"
+    "scene_count = 1"
+)
+
+
+class Asker:
+    """The few calls these tests make, on a memory kernel."""
+
+    def __init__(self, kernel: MemoryKernel) -> None:
+        self.kernel = kernel
+
+    def run(self, code: str) -> None:
+        reply = self.kernel.ask("execute_request", {"code": code}).content
+        assert reply["status"] == "ok", reply
+
+    def value(self, expression: str) -> Any:
+        return eval(expression, self.kernel.namespace)
+
+    def ask(self, msg_type: str, **content: Any) -> dict[str, Any]:
+        return self.kernel.ask(msg_type, content).content
+
+    def history(self, **content: Any) -> list[Any]:
+        return self.ask("history_request", **{"output": False, "raw": True, **content})["history"]
 
 
 @pytest.fixture
-def client(host_and_client):
-    _, client = host_and_client
-    client.run(
-        "class Scene:\n"
-        "    '''A scene of shapes.'''\n"
-        "    def __init__(self):\n"
-        "        self.shapes = {'circle': 1, 'square': 2}\n"
-        "    def add_shape(self, name: str, size: float = 1.0) -> None:\n"
-        "        '''Add a shape to the scene.'''\n"
-        "        self.shapes[name] = size\n"
-        "scene = Scene()\n"
-        "scene_count = 1"
-    )
-    return client
+def client() -> Iterator[Asker]:
+    kernel = MemoryKernel()
+    asker = Asker(kernel)
+    asker.run(SCENE)
+    yield asker
+    kernel.close()
 
 
-def complete(client, code, cursor_pos=None):
-    return client.kc.complete(code, cursor_pos if cursor_pos is not None else len(code), reply=True, timeout=5)[
-        "content"
-    ]
+def complete(client: Asker, code: str, cursor_pos: int | None = None) -> dict[str, Any]:
+    return client.ask("complete_request", code=code, cursor_pos=cursor_pos if cursor_pos is not None else len(code))
+
+
+def inspect(client: Asker, code: str, cursor_pos: int, detail_level: int = 0) -> dict[str, Any]:
+    return client.ask("inspect_request", code=code, cursor_pos=cursor_pos, detail_level=detail_level)
+
+
+def test_through_a_host_and_jupyter_client(host_and_client):
+    _, real = host_and_client
+    real.run(SCENE)
+    kc = real.kc
+    completed = kc.complete("scene.add", len("scene.add"), reply=True, timeout=5)["content"]
+    assert completed["matches"] == ["add_shape"] and completed["cursor_start"] == len("scene.")
+    inspected = kc.inspect("scene.add_shape(", len("scene.add_shape("), reply=True, timeout=5)["content"]
+    assert "Add a shape to the scene." in inspected["data"]["text/plain"]
+    assert real.shell_reply(kc.is_complete("for i in range(3):"))["content"]["status"] == "incomplete"
+    tail = kc.history(hist_access_type="tail", n=1, reply=True, timeout=5)["content"]["history"]
+    assert tail[0][2] == SCENE
+    assert kc.comm_info(reply=True, timeout=5)["content"] == {"status": "ok", "comms": {}}
 
 
 def test_complete_names_of_the_namespace(client):
@@ -73,7 +121,7 @@ def test_complete_modules_after_import(client):
 
 
 def test_inspect_signature_and_docstring(client):
-    reply = client.kc.inspect("scene.add_shape(", len("scene.add_shape("), reply=True, timeout=5)["content"]
+    reply = inspect(client, "scene.add_shape(", len("scene.add_shape("))
     assert reply["found"] is True
     text = reply["data"]["text/plain"]
     assert "Signature: scene.add_shape(name: str, size: float = 1.0) -> None" in text
@@ -82,12 +130,12 @@ def test_inspect_signature_and_docstring(client):
 
 
 def test_inspect_detail_shows_source(client):
-    reply = client.kc.inspect("Scene", 3, detail_level=1, reply=True, timeout=5)["content"]
+    reply = inspect(client, "Scene", 3, detail_level=1)
     assert "def add_shape(self, name: str, size: float = 1.0) -> None:" in reply["data"]["text/plain"]
 
 
 def test_inspect_unknown_name(client):
-    reply = client.kc.inspect("no_such_thing", 5, reply=True, timeout=5)["content"]
+    reply = inspect(client, "no_such_thing", 5)
     assert reply == {"status": "ok", "found": False, "data": {}, "metadata": {}}
 
 
@@ -103,7 +151,7 @@ def test_inspect_unknown_name(client):
     ],
 )
 def test_is_complete(client, code, status, indent):
-    reply = client.shell_reply(client.kc.is_complete(code))["content"]
+    reply = client.ask("is_complete_request", code=code)
     assert reply["status"] == status
     if indent is not None:
         assert reply["indent"] == indent
@@ -113,44 +161,20 @@ def test_history_tail_range_search(client):
     for i in range(5):
         client.run(f"value_{i} = {i}")
     client.run("value_1 = 1")
-    tail = client.kc.history(hist_access_type="tail", n=2, reply=True, timeout=5)["content"]["history"]
+    tail = client.history(hist_access_type="tail", n=2)
     assert [entry[2] for entry in tail] == ["value_4 = 4", "value_1 = 1"]
     session = tail[0][0]
-    ranged = client.kc.history(hist_access_type="range", session=0, start=2, stop=4, reply=True, timeout=5)
-    assert [e[1:] for e in ranged["content"]["history"]] == [[2, "value_0 = 0"], [3, "value_1 = 1"]]
-    assert all(e[0] == session for e in ranged["content"]["history"])
-    found = client.kc.history(hist_access_type="search", pattern="value_1*", unique=True, reply=True, timeout=5)
-    assert [e[1:] for e in found["content"]["history"]] == [[7, "value_1 = 1"]]
-    with_output = client.kc.history(hist_access_type="tail", n=1, output=True, reply=True, timeout=5)
+    ranged = client.history(hist_access_type="range", session=0, start=2, stop=4)
+    assert [e[1:] for e in ranged] == [[2, "value_0 = 0"], [3, "value_1 = 1"]]
+    assert all(e[0] == session for e in ranged)
+    found = client.history(hist_access_type="search", pattern="value_1*", unique=True)
+    assert [e[1:] for e in found] == [[7, "value_1 = 1"]]
     client.run("21 * 2")
-    with_output = client.kc.history(hist_access_type="tail", n=1, output=True, reply=True, timeout=5)
-    assert with_output["content"]["history"][0][2] == ["21 * 2", "42"]
-
-
-def test_comm_info_and_unknown_comm_open(client):
-    kc = client.kc
-    info = kc.comm_info(reply=True, timeout=5)["content"]
-    assert info == {"status": "ok", "comms": {}}
-    msg = kc.session.msg("comm_open", {"comm_id": "c1", "target_name": "nobody", "data": {}})
-    kc.shell_channel.send(msg)
-    outputs = client.collect(msg["header"]["msg_id"])
-    assert ("comm_close", {"comm_id": "c1", "data": {}}) in outputs
+    with_output = client.history(hist_access_type="tail", n=1, output=True)
+    assert with_output[0][2] == ["21 * 2", "42"]
 
 
 def test_bad_request_content_gets_an_error_reply(client):
-    kc = client.kc
-    msg = kc.session.msg("complete_request", {"code": 42, "cursor_pos": "x"})
-    kc.shell_channel.send(msg)
-    reply = client.shell_reply(msg["header"]["msg_id"])
-    assert reply["content"]["status"] == "error"
-    assert "code" in reply["content"]["evalue"]
-    assert client.value("1 + 1") == 2
-
-
-def test_unknown_request_type_gets_an_error_reply(client):
-    kc = client.kc
-    msg = kc.session.msg("teleport_request", {})
-    kc.shell_channel.send(msg)
-    reply = client.shell_reply(msg["header"]["msg_id"])
-    assert reply["msg_type"] == "teleport_reply"
-    assert reply["content"]["status"] == "error"
+    reply = client.ask("complete_request", code=42, cursor_pos="x")
+    assert reply["status"] == "error" and "code" in reply["evalue"]
+    assert client.value("scene_count") == 1

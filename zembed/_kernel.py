@@ -6,8 +6,9 @@ every request.  Requests that need only kernel state (``kernel_info``,
 while a cell runs.  Everything that touches the host's objects goes to the
 ``HostQueue`` (``_host_queue``) and runs on the host's thread through the
 loop adapter (``loops``), at most ``poll_budget`` seconds of it per visit.
-Handlers live in ``_handlers``, what they send goes through the
-``Outbox`` (``_outbox``), a cell's run is ``_cell``'s.
+Which is which is ``_routing``'s decision, handlers live in ``_handlers``,
+what they send goes through the ``Outbox`` (``_outbox``), a cell's run is
+``_cell``'s.  This module is the kernel's lifecycle and its public API.
 
 Nothing here changes process-wide state; ``_cell`` does, only while user
 code runs, and restores it.
@@ -26,18 +27,17 @@ from typing import TYPE_CHECKING, Any
 
 import zmq
 
-from . import _handlers
 from ._binding import claim_connection_file, curve_keypair_for, release_connection_file, remove_own_connection_file
 from ._cell import Cells
 from ._config import KernelConfig
 from ._connection import app_data_dir, write_connection_file
 from ._errors import ConnectionFileError, UsageError
-from ._host_queue import HostQueue
 from ._kernel_history import History
 from ._outbox import Outbox
 from ._private import private_dir
 from ._protocol import SIGNATURE_SCHEME, Message, Session, new_key, utc_now
 from ._recovery import RunRecord, collect, notice, take_unannounced, unhandled_exception
+from ._routing import Router
 from ._sockets import SocketThread, bind_sockets
 from .loops import LoopAdapter, PollLoop
 
@@ -45,8 +45,6 @@ log = logging.getLogger("zembed")
 
 ShutdownHook = Callable[["Kernel", bool], None]
 ErrorHook = Callable[["Kernel", BaseException], None]
-
-POLL_STALL_AFTER = 10.0  # seconds without kernel.poll() before a poll-mode host is told (once per stall)
 
 if TYPE_CHECKING:
     from ._magics import Magics
@@ -73,21 +71,17 @@ class Kernel:
         self._record: RunRecord | None = None
         self._magics: Magics | None = None  # made on first use: see the magics property
         self.started = time.monotonic()
-        self.messages_handled = 0
-        self.subscribers = 0  # iopub subscriptions: attached clients, in practice
         self._adapter = adapter
         self._on_shutdown = on_shutdown
         self._on_error = on_error
         # Why the kernel stopped serving on its own (its socket thread
         # failed), or None: ``running`` is False from then on.
         self.failure: BaseException | None = None
-        self._poll_stall_told = False
         self.cells = Cells()  # the running cell, and the leaves swapped in while it runs
         self._stop_requested = False  # stop() was called from a cell: stop once its request is answered
         self._stop_callbacks: list[Callable[[], None]] = []
         self._stop_lock = threading.Lock()
         self._stopped = False
-        self.detached = False
 
         curve = curve_keypair_for(config)
         key = new_key()
@@ -148,17 +142,7 @@ class Kernel:
         if curve:
             self.connection_info["curve_publickey"] = curve[0].decode("ascii")
             self.connection_info["curve_secretkey"] = curve[1].decode("ascii")
-        self._sockets = SocketThread(
-            context,
-            sockets,
-            self.session,
-            self._on_message,
-            self._on_subscribe,
-            self._on_tick,
-            self._tick_interval,
-            self._on_socket_failure,
-            self._on_malformed,
-        )
+        self._sockets = SocketThread(context, sockets, self.session, self._on_socket_failure)
         self.history = History(
             self.app_dir / "history.sqlite" if config.persistent_history else None,
             config.history_limit,
@@ -166,17 +150,13 @@ class Kernel:
             pid=os.getpid(),
         )
         self.outbox = Outbox(self.session, self._sockets, self.history)
-        self._queue = HostQueue(
-            self._adapter,
-            self.outbox,
-            lambda channel, message: _handlers.handle(self, channel, message, _handlers.HOST_THREAD),
-            config.poll_budget,
-            halted=lambda: self._stopped or self._stop_requested,
-            after_batch=self._after_batch,
+        self._router = Router(
+            self, adapter, halted=lambda: self._stopped or self._stop_requested, after_batch=self._after_batch
         )
+        self._queue = self._router.queue
         if config.crash_recovery:
             self._start_recovery()
-        self._sockets.start()
+        self._sockets.serve(self._router)
         try:
             write_connection_file(self.connection_file, self.connection_info)
         except BaseException as exc:
@@ -354,81 +334,30 @@ class Kernel:
         """How long the host's thread has not come back for kernel work: a
         request waiting for it, a cell running, or (poll hosts) no
         ``poll()`` call."""
-        since = [t for t in (self._queue.waiting_since, self.cells.started, self._last_poll()) if t is not None]
+        since = [t for t in (self._queue.waiting_since, self.cells.started, self._router.last_poll()) if t is not None]
         return max(0.0, time.monotonic() - min(since)) if since else 0.0
+
+    @property
+    def detached(self) -> bool:
+        """True once a client's ``shutdown_request`` ended serving (the host lives on)."""
+        return self._router.detached
+
+    @property
+    def messages_handled(self) -> int:
+        """Requests (and stdin replies) received since the start."""
+        return self._router.messages
+
+    @property
+    def subscribers(self) -> int:
+        """iopub subscriptions now: attached clients, in practice."""
+        return self._router.subscribers
 
     def running_cell(self) -> dict[str, Any] | None:
         """The cell on the host's thread now: whose, which, for how long,
         and whether it waits for input (``kernel_info`` says this)."""
         return self.cells.running_cell()
 
-    def _last_poll(self) -> float | None:
-        adapter = self._adapter
-        return adapter.last_poll if isinstance(adapter, PollLoop) else None
-
-    # -- socket thread -----------------------------------------------------
-
-    def _on_message(self, channel: str, message: Message) -> None:
-        self.messages_handled += 1
-        if channel == "stdin":
-            if message.msg_type == "input_reply":
-                self.cells.stdin.deliver(message)
-            return
-        if _handlers.on_socket_thread(channel, message.msg_type):
-            _handlers.handle(self, channel, message, _handlers.SOCKET_THREAD)
-            return
-        if self.detached:
-            return
-        self._queue.put(channel, message)
-
-    def _on_malformed(self, channel: str, request: Message, exc: Exception) -> None:
-        """A signed request whose parent, metadata or content could not be
-        read: answered with an error on the socket thread, never run."""
-        if channel in ("shell", "control") and request.msg_type.endswith("_request"):
-            _handlers.refuse(self, channel, request, exc)
-
-    def _on_subscribe(self, topic: str, subscribed: bool) -> None:
-        self.subscribers = max(0, self.subscribers + (1 if subscribed else -1))
-        if subscribed:
-            self.outbox.publish("iopub_welcome", {"subscription": topic})
-
-    def _tick_interval(self) -> float | None:
-        # Tick while the host has work in hand: its messages are batched
-        # without wake-ups, and a long cell's output must still stream.
-        busy = self.cells.executing or self.outbox.batching or bool(self._queue)
-        interval = self.config.stream_flush_interval if busy else None
-        last_poll = self._last_poll()
-        if last_poll is not None:  # look again when a stall would be due (or, told, whether it is over)
-            due = POLL_STALL_AFTER
-            if not self._poll_stall_told:
-                due = max(0.05, last_poll + POLL_STALL_AFTER - time.monotonic())
-            interval = due if interval is None else min(interval, due)
-        return interval
-
-    def _on_tick(self) -> None:
-        self._flush_output()
-        self._check_poll_stall()
-
-    def _check_poll_stall(self) -> None:
-        """Say once, in the host's log, that a poll-mode host stopped calling
-        ``poll()``; clients see it in ``host_busy_seconds``."""
-        last_poll = self._last_poll()
-        if last_poll is None:
-            return
-        idle = time.monotonic() - last_poll
-        if self._poll_stall_told:
-            if idle < POLL_STALL_AFTER:  # it polls again: a later stall is told again
-                self._poll_stall_told = False
-                log.info("zembed: kernel %r is polled again", self.name)
-            return
-        if idle >= POLL_STALL_AFTER:
-            self._poll_stall_told = True
-            log.warning(
-                "zembed: kernel %r (loop='poll') has not been polled for %.0f s: no request is served until the "
-                "host calls kernel.poll() (from its frame loop or a timer)",
-                self.name,
-                idle,
-            )
+    # -- ends not asked for by the host -----------------------------------
 
     def _on_socket_failure(self, exc: BaseException) -> None:
         """The socket thread is ending by an exception (on that thread):
@@ -442,12 +371,9 @@ class Kernel:
 
         self._adapter.call_soon(lambda: self._tell_host_then_stop("on_error", self._on_error, exc))
 
-    def _flush_output(self) -> None:
-        self.cells.flush_output(self.outbox.publish)
-
     def detach(self, restart: bool) -> None:
         """End serving after a remote ``shutdown_request``; the host lives on."""
-        self.detached = True
+        self._router.detached = True
         self._remove_own_file()
         self._sockets.stop()  # from its own thread: flags it, returns at once
         self._adapter.call_soon(lambda: self._tell_host_then_stop("on_shutdown", self._on_shutdown, restart))

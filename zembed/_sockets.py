@@ -29,7 +29,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import zmq
 
@@ -101,17 +101,31 @@ def _bind(sock: zmq.Socket[Any], transport: str, ip: str, port: int) -> int:
         candidate += 1
 
 
-class SocketThread(threading.Thread):
-    """Serves the bound sockets until ``stop()``, then closes everything.
+class Routes(Protocol):
+    """What the socket thread hands on, all called on that thread
+    (``_routing.Router`` implements it)."""
 
-    ``on_message(channel, message)`` is called on this thread for every
-    verified request; ``on_subscribe(topic, subscribed)`` for every iopub
-    subscription and unsubscription;
-    ``on_tick()`` every ``tick_interval()`` seconds while that is not None
-    (the kernel flushes a running cell's output there);
-    ``on_failure(exc)`` if the thread ends by an exception;
-    ``on_malformed(channel, request, exc)`` for a signed request whose
-    header could be read but not the rest (so it can be answered).
+    def on_message(self, channel: str, message: Message) -> None:
+        """A verified request (or reply, on stdin)."""
+
+    def on_malformed(self, channel: str, request: Message, exc: MalformedMessage) -> None:
+        """A signed request whose header could be read but not the rest (so it can be answered)."""
+
+    def on_subscribe(self, topic: str, subscribed: bool) -> None:
+        """An iopub subscription or unsubscription."""
+
+    def tick_interval(self) -> float | None:
+        """Seconds until the next ``on_tick``, or None for no ticks."""
+
+    def on_tick(self) -> None:
+        """The kernel flushes a running cell's output here."""
+
+
+class SocketThread(threading.Thread):
+    """Serves the bound sockets from ``serve(routes)`` until ``stop()``,
+    then closes everything.  What arrives goes to ``routes`` (see
+    ``Routes``); ``on_failure(exc)`` is called if the thread ends by an
+    exception.
     """
 
     def __init__(
@@ -119,23 +133,14 @@ class SocketThread(threading.Thread):
         context: zmq.Context[Any],
         sockets: dict[str, zmq.Socket[Any]],
         session: Session,
-        on_message: Callable[[str, Message], None],
-        on_subscribe: Callable[[str, bool], None],
-        on_tick: Callable[[], None],
-        tick_interval: Callable[[], float | None],
         on_failure: Callable[[BaseException], None] = lambda exc: None,
-        on_malformed: Callable[[str, Message, MalformedMessage], None] = lambda channel, request, exc: None,
     ) -> None:
         super().__init__(name="zembed-sockets", daemon=True)
         self._on_failure = on_failure
-        self._on_malformed = on_malformed
         self._context = context
         self._sockets = sockets
         self._session = session
-        self._on_message = on_message
-        self._on_subscribe = on_subscribe
-        self._on_tick = on_tick
-        self._tick_interval = tick_interval
+        self._routes: Routes | None = None
         self._outbox: deque[tuple[str, list[bytes], Barrier | None]] = deque()
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
@@ -174,6 +179,11 @@ class SocketThread(threading.Thread):
         except (BlockingIOError, OSError):  # the pipe is full: a wake-up is pending anyway
             pass
 
+    def serve(self, routes: Routes) -> None:
+        """Start the thread; what arrives from now on goes to ``routes``."""
+        self._routes = routes
+        self.start()
+
     def stop(self, timeout: float = 5.0) -> None:
         self._stopping = True
         self._wake()
@@ -185,6 +195,8 @@ class SocketThread(threading.Thread):
     # -- the thread ------------------------------------------------------
 
     def run(self) -> None:
+        routes = self._routes
+        assert routes is not None, "SocketThread.serve(routes) starts the thread"
         self._heartbeat.start()
         poller = zmq.Poller()
         for channel in (*REQUEST_CHANNELS, "iopub"):
@@ -193,7 +205,7 @@ class SocketThread(threading.Thread):
         next_tick: float | None = None
         try:
             while not self._stopping:
-                interval = self._tick_interval()
+                interval = routes.tick_interval()
                 if interval is None:
                     next_tick, timeout = None, None  # block until a message or a wake-up
                 else:
@@ -205,12 +217,12 @@ class SocketThread(threading.Thread):
                     self._drain_wake()
                 for channel in REQUEST_CHANNELS:
                     if self._sockets[channel] in ready:
-                        self._receive(channel)
+                        self._receive(routes, channel)
                 if self._sockets["iopub"] in ready:
-                    self._receive_subscriptions()
+                    self._receive_subscriptions(routes)
                 if next_tick is not None and time.monotonic() >= next_tick:
                     next_tick = None
-                    self._guarded(self._on_tick)
+                    self._guarded(routes.on_tick)
                 self._flush_outbox()
             self._flush_outbox()
             deadline = time.monotonic() + 2.0  # replies waiting for the history's commit: let them go out
@@ -233,7 +245,7 @@ class SocketThread(threading.Thread):
         except (BlockingIOError, OSError):
             pass
 
-    def _receive(self, channel: str) -> None:
+    def _receive(self, routes: Routes, channel: str) -> None:
         sock = self._sockets[channel]
         for _ in range(100):  # bounded, so one flood cannot starve control
             try:
@@ -248,7 +260,7 @@ class SocketThread(threading.Thread):
             except MalformedMessage as exc:
                 self._rejected.warning("zembed: rejected a message on %s: %s", channel, exc)
                 if isinstance(exc.request, Message):  # signed, header readable: answer it with an error
-                    self._guarded(self._on_malformed, channel, exc.request, exc)
+                    self._guarded(routes.on_malformed, channel, exc.request, exc)
                 continue
             except ProtocolError as exc:
                 self._rejected.warning("zembed: rejected a message on %s: %s", channel, exc)
@@ -256,9 +268,9 @@ class SocketThread(threading.Thread):
             except Exception as exc:  # the parser's own limits (recursion, memory): still just a bad message
                 self._rejected.warning("zembed: rejected a message on %s: %s: %s", channel, type(exc).__name__, exc)
                 continue
-            self._guarded(self._on_message, channel, message)
+            self._guarded(routes.on_message, channel, message)
 
-    def _receive_subscriptions(self) -> None:
+    def _receive_subscriptions(self, routes: Routes) -> None:
         sock = self._sockets["iopub"]
         while True:
             try:
@@ -266,7 +278,7 @@ class SocketThread(threading.Thread):
             except zmq.Again:
                 return
             if frame[:1] in (b"\x01", b"\x00"):  # subscribe, unsubscribe
-                self._guarded(self._on_subscribe, frame[1:].decode("utf-8", "replace"), frame[:1] == b"\x01")
+                self._guarded(routes.on_subscribe, frame[1:].decode("utf-8", "replace"), frame[:1] == b"\x01")
 
     def _flush_outbox(self) -> None:
         self._wake_pending = False
