@@ -88,7 +88,7 @@ def test_frontends_use_the_named_seam_only():
         [
             "ConnectionFileError", "KernelRecord", "Message", "ProtocolError", "Session", "__version__",
             "closed_pipe_is_quiet", "connect_socket", "describe_crash", "list_command", "open_client_sockets",
-            "open_private", "pid_gone", "private_dir", "report_for", "resolve", "runtime_dir",
+            "open_private", "pid_gone", "private_dir", "read_connection_file", "report_for", "resolve", "runtime_dir",
         ]
     )  # fmt: skip
     for name in zembed.frontend.__all__:

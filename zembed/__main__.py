@@ -2,6 +2,9 @@
 
 ``zembed demo`` starts the demo host in its own process and attaches
 zconsole to it in this terminal; leaving the console stops the demo host.
+``zembed launch FILE -- CMD`` runs a host command as a Jupyter kernel (a
+kernelspec's argv); ``kernelspec``, ``relay``, ``lab`` and ``notebook`` are
+zjupyter's (the Jupyter frontends), named here so one command has them all.
 """
 
 from __future__ import annotations
@@ -244,6 +247,23 @@ def run_command(args: argparse.Namespace) -> int:
     return _run_code(args.name, code, args.timeout)
 
 
+def launch_command(args: argparse.Namespace) -> int:
+    """Become the host command, with ``ZEMBED_CONNECTION_FILE`` naming the
+    file the launcher wrote: the host's ``start_kernel`` serves exactly its
+    ports and key.  The pid stays the launcher's child's (``exec``)."""
+    command = list(args.tail or [])
+    if not command:
+        print("zembed launch: give the host's command after --: zembed launch FILE -- CMD ARGS...", file=sys.stderr)
+        return 2
+    env = {**os.environ, "ZEMBED_CONNECTION_FILE": str(Path(args.connection_file).absolute())}
+    try:
+        os.execvpe(command[0], command, env)
+    except OSError as exc:
+        print(f"zembed launch: cannot run {command[0]!r}: {exc.strerror or exc}", file=sys.stderr)
+        return 127
+    return 0  # not reached: exec replaced this process
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="zembed", description="Embedded Jupyter kernels for host applications.")
     parser.add_argument("--version", action="version", version=f"zembed {__version__}")
@@ -274,7 +294,24 @@ def main(argv: list[str] | None = None) -> int:
     crashes_parser.add_argument("--json", action="store_true", help="print the reports as JSON")
     crashes_parser.add_argument("--clear", action="store_true", help="remove the reports (of NAME, or all)")
     crashes_parser.set_defaults(run=crashes_command)
+    launch_parser = commands.add_parser(
+        "launch", help="run a host command as a Jupyter kernel: zembed launch FILE -- CMD ARGS (for kernelspecs)"
+    )
+    launch_parser.add_argument("connection_file", help="the connection file the launcher wrote ({connection_file})")
+    launch_parser.set_defaults(run=launch_command)
+    try:
+        from zjupyter.cli import add_commands
+    except ImportError:  # zembed installed without its frontends
+        pass
+    else:
+        add_commands(commands)
+    argv = sys.argv[1:] if argv is None else argv
+    tail: list[str] | None = None
+    if "--" in argv:  # a host command (launch, kernelspec install --launch): argparse's -- stops at subcommands
+        at = argv.index("--")
+        argv, tail = argv[:at], argv[at + 1 :]
     args = parser.parse_args(argv)
+    args.tail = tail
     if getattr(args, "name", None) == "-":
         args.name = None
     with closed_pipe_is_quiet():

@@ -147,6 +147,7 @@ class Cells:
             display.flush()
             if self.notes is not None:
                 self.notes.cell_finished()
+        result.payload = display.payload
         return result, expressions
 
     @contextmanager
@@ -169,6 +170,11 @@ class CellDisplay:
     def __init__(self, publish: Callable[[str, Content], None], buffer: OutputBuffer, kernel: Any) -> None:
         self._publish, self._buffer = publish, buffer
         self.kernel = kernel  # magics find the kernel running the cell here
+        self.payload: list[Content] = []  # for the execute_reply: what the frontend's pager shows (``obj?``)
+
+    def page(self, text: str) -> None:
+        """Show ``text`` in the frontend's pager (spec: the ``page`` payload)."""
+        self.payload.append({"source": "page", "data": {"text/plain": text}, "start": 0})
 
     def flush(self) -> None:
         self._buffer.flush(lambda name, text: self._publish("stream", {"name": name, "text": text}))

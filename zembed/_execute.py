@@ -17,7 +17,7 @@ import traceback
 from collections import deque
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import CodeType, TracebackType
 from typing import Any
 
@@ -31,6 +31,7 @@ class CellResult:
     metadata: dict[str, Any] | None = None
     error: dict[str, Any] | None = None  # ename, evalue, traceback
     exit_requested: bool = False  # the cell called exit()/sys.exit(): detach that client
+    payload: list[dict[str, Any]] = field(default_factory=list)  # execute_reply payloads (the pager's text)
 
 
 # Cells that may leave code behind (functions, classes, lambdas, generator

@@ -10,6 +10,7 @@ objects; all others run on the host's thread.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import sys
@@ -250,12 +251,13 @@ def execute(kernel: KernelServices, request: Request) -> Content:
         )
         if store_history:
             request.history_change = kernel.history.set_output(count, result.data.get("text/plain", ""))
-    return {"status": "ok", "execution_count": count, "user_expressions": expressions, "payload": []}
+    return {"status": "ok", "execution_count": count, "user_expressions": expressions, "payload": result.payload}
 
 
 def _rewrite(source: str) -> str:
-    """Python for a cell that may use magics; the magics module loads on first use."""
-    if "%" not in source:
+    """Python for a cell that may use magics, ``obj?`` or ``!cmd``; the
+    magics module loads on first use."""
+    if "%" not in source and "?" not in source and "!" not in source:
         return source
     from ._magics import transform
 
@@ -317,10 +319,29 @@ def comm_ignore(kernel: KernelServices, request: Request) -> None:
     return None
 
 
+def debug(kernel: KernelServices, request: Request) -> Content:
+    """JupyterLab offers its debugger to kernels it does not know: answer
+    with a Debug Adapter Protocol failure (``kernel_info`` says
+    ``debugger: false``), never a Jupyter error it cannot read."""
+    content = request.content
+    return {
+        "seq": next(_debug_seq),
+        "type": "response",
+        "request_seq": content.get("seq", 0) if isinstance(content.get("seq"), int) else 0,
+        "success": False,
+        "command": str(content.get("command", "")),
+        "message": "zembed has no debugger: kernel_info advertises none",
+        "body": {},
+    }
+
+
+_debug_seq = itertools.count(1)
+
 SOCKET_THREAD: dict[str, Handler] = {
     "kernel_info_request": kernel_info,
     "interrupt_request": interrupt,
     "shutdown_request": shutdown,
+    "debug_request": debug,
 }
 
 HOST_THREAD: dict[str, Handler] = {

@@ -27,7 +27,15 @@ from typing import TYPE_CHECKING, Any
 
 import zmq
 
-from ._binding import claim_connection_file, curve_keypair_for, release_connection_file, remove_own_connection_file
+from ._binding import (
+    Endpoint,
+    claim_connection_file,
+    curve_keypair_for,
+    endpoint_for,
+    release_connection_file,
+    remove_own_connection_file,
+    served_fields,
+)
 from ._cell import Cells
 from ._config import KernelConfig
 from ._connection import app_data_dir, write_connection_file
@@ -35,7 +43,7 @@ from ._errors import ConnectionFileError, UsageError
 from ._kernel_history import History
 from ._outbox import Outbox
 from ._private import private_dir
-from ._protocol import SIGNATURE_SCHEME, Message, Session, new_key, utc_now
+from ._protocol import SIGNATURE_SCHEME, Message, Session, utc_now
 from ._recovery import RunRecord, collect, notice, take_unannounced, unhandled_exception
 from ._routing import Router
 from ._sockets import SocketThread, bind_sockets
@@ -83,12 +91,13 @@ class Kernel:
         self._stop_lock = threading.Lock()
         self._stopped = False
 
-        curve = curve_keypair_for(config)
-        key = new_key()
-        self.session = Session(key)
         self.connection_file: Path = claim_connection_file(config)
         try:
-            self._open(config, adapter, curve, key)
+            endpoint = endpoint_for(config, self.connection_file)
+            curve = curve_keypair_for(config, endpoint.transport, endpoint.ip)
+            self.session = Session(endpoint.key)
+            self._launcher = endpoint.launcher
+            self._open(config, adapter, curve, endpoint)
         except BaseException:
             release_connection_file(self.connection_file)
             raise
@@ -105,12 +114,11 @@ class Kernel:
         config: KernelConfig,
         adapter: LoopAdapter,
         curve: tuple[bytes, bytes] | None,
-        key: bytes,
+        endpoint: Endpoint,
     ) -> None:
         """Bind, start the threads, write the connection file; undo it all on failure."""
-        ports = {c: getattr(config, f"{c}_port") for c in ("shell", "iopub", "stdin", "control", "hb")}
-        ip = config.ip
-        if config.transport == "ipc":
+        ip = endpoint.ip
+        if endpoint.transport == "ipc":
             # Jupyter's ipc convention: "ip" is a path prefix.  The default
             # loopback address means "next to the connection file".
             if ip == "127.0.0.1":
@@ -119,7 +127,7 @@ class Kernel:
         context: zmq.Context[Any] = zmq.Context()
         try:
             sockets, bound = bind_sockets(
-                context, config.transport, ip, ports, config.max_message_bytes, curve[1] if curve else None
+                context, endpoint.transport, ip, endpoint.ports, config.max_message_bytes, curve[1] if curve else None
             )
         except BaseException:
             context.term()
@@ -127,8 +135,8 @@ class Kernel:
         self.connection_info: dict[str, Any] = {
             **{f"{c}_port": p for c, p in bound.items()},
             "ip": ip,
-            "key": key.decode("ascii"),
-            "transport": config.transport,
+            "key": endpoint.key.decode("utf-8"),
+            "transport": endpoint.transport,
             "signature_scheme": SIGNATURE_SCHEME,
             "kernel_name": "zembed",
             "zembed": {
@@ -158,7 +166,7 @@ class Kernel:
             self._start_recovery()
         self._sockets.serve(self._router)
         try:
-            write_connection_file(self.connection_file, self.connection_info)
+            write_connection_file(self.connection_file, served_fields(self._launcher, self.connection_info))
         except BaseException as exc:
             self._sockets.stop()
             self.history.close()
@@ -264,7 +272,7 @@ class Kernel:
         log.info("zembed: kernel %r stopped", self.name)
 
     def _remove_own_file(self) -> None:
-        remove_own_connection_file(self.connection_file, self.connection_info["key"])
+        remove_own_connection_file(self.connection_file, self.connection_info["key"], self._launcher)
 
     def __enter__(self) -> Kernel:
         return self

@@ -1,10 +1,15 @@
-"""Magics: ``%name args`` lines and ``%%name args`` cells, run in the kernel.
+"""Magics: ``%name args`` lines and ``%%name args`` cells, run in the kernel,
+and the rest of IPython's syntax that notebooks send: ``obj?``/``obj??``
+and ``!cmd``.
 
 A cell is rewritten before it is compiled, line for line (so tracebacks
 still point at the lines the user typed): ``%name args`` becomes a call of
 the running cell's magic registry, and a cell that starts with
 ``%%name args`` is handed whole to that cell magic.  A magic returns a value
-like any expression; ``None`` shows nothing.
+like any expression; ``None`` shows nothing.  ``obj?`` (``??`` with the
+source) shows the help the frontend's pager shows (a ``page`` payload of
+the ``execute_reply``); ``!cmd`` runs a shell command (``_shell``), and
+``files = !ls`` keeps its output lines.
 
 Hosts add their own with ``kernel.register_magic(name, function)``:
 a line magic is ``function(line)``, a cell magic ``function(line, cell)``.
@@ -28,7 +33,13 @@ if TYPE_CHECKING:
 
 _LINE_MAGIC = re.compile(r"^(?P<indent>[ \t]*)%(?P<name>[A-Za-z_]\w*)(?P<args>.*)$")
 _CELL_MAGIC = re.compile(r"^%%(?P<name>[A-Za-z_]\w*)(?P<args>[^\n]*)(?:\n|$)")
-_CALL = "__import__('zembed._magics', fromlist=['_']).run_line_magic"
+_HELP = re.compile(
+    r"^(?P<indent>[ \t]*)(?:(?P<before>\?\??)(?P<name1>%{0,2}[A-Za-z_][\w.]*)"
+    r"|(?P<name2>%{0,2}[A-Za-z_][\w.]*)(?P<after>\?\??))[ \t]*$"
+)
+_SHELL = re.compile(r"^(?P<indent>[ \t]*)(?:(?P<target>[A-Za-z_]\w*)[ \t]*=[ \t]*)?!(?!=)(?P<command>.*)$")
+_MODULE = "__import__('zembed._magics', fromlist=['_'])"
+_CALL = f"{_MODULE}.run_line_magic"
 
 
 class MagicError(UsageError):
@@ -91,15 +102,33 @@ def transform(source: str) -> str:
         body = source[match.end() :]
         name, args = match.group("name"), match.group("args").strip()
         return f"__import__('zembed._magics', fromlist=['_']).run_cell_magic({name!r}, {args!r}, {body!r})"
-    if "%" not in source:
+    if "%" not in source and "?" not in source and "!" not in source:
         return source
     lines = source.split("\n")
     for number, line in enumerate(lines):
-        found = _LINE_MAGIC.match(line)
-        if found and not _inside_string(lines, number):
-            name, args = found.group("name"), found.group("args").strip()
-            lines[number] = f"{found.group('indent')}{_CALL}({name!r}, {args!r})"
+        rewritten = _rewrite_line(line)
+        if rewritten is not None and not _inside_string(lines, number):
+            lines[number] = rewritten
     return "\n".join(lines)
+
+
+def _rewrite_line(line: str) -> str | None:
+    """The Python for one line of IPython syntax, or None for plain Python."""
+    found = _HELP.match(line)
+    if found:
+        name = found.group("name1") or found.group("name2")
+        detail = len(found.group("before") or found.group("after")) - 1
+        return f"{found.group('indent')}{_MODULE}.run_help({name!r}, {detail})"
+    found = _LINE_MAGIC.match(line)
+    if found:
+        name, args = found.group("name"), found.group("args").strip()
+        return f"{found.group('indent')}{_CALL}({name!r}, {args!r})"
+    found = _SHELL.match(line)
+    if found:
+        target, command = found.group("target"), found.group("command").strip()
+        call = f"{_MODULE}.run_shell({command!r}, {target is not None})"
+        return f"{found.group('indent')}{target + ' = ' if target else ''}{call}"
+    return None
 
 
 def _inside_string(lines: list[str], number: int) -> bool:
@@ -127,6 +156,36 @@ def run_line_magic(name: str, line: str) -> Any:
 
 def run_cell_magic(name: str, line: str, cell: str) -> Any:
     return _current().magics.find(name, cell=True).function(line, cell)
+
+
+def run_help(name: str, detail: int) -> None:
+    """``name?`` (detail 0) and ``name??`` (1, with the source): the
+    inspection text, as a pager payload when the frontend takes one."""
+    from ._display import current_output
+    from ._introspect import inspect_object
+
+    kernel = _current()
+    found = inspect_object(name, len(name), detail, kernel.namespace, kernel.magics)
+    if not found["found"]:
+        print(f"Object `{name}` not found.")
+        return
+    output = current_output()
+    text = found["data"]["text/plain"]
+    if output is not None and hasattr(output, "page"):
+        output.page(text)
+    else:
+        print(text)
+
+
+def run_shell(command: str, capture: bool) -> list[str] | None:
+    """``!command`` (streamed) and ``name = !command`` (its lines);
+    ``_exit_code`` in the namespace is its exit status."""
+    from ._shell import expand, run
+
+    kernel = _current()
+    status, lines = run(expand(command, kernel.namespace), capture=capture)
+    kernel.namespace["_exit_code"] = status
+    return lines if capture else None
 
 
 # -- built-in magics ------------------------------------------------------------------
@@ -237,6 +296,20 @@ def install_builtins(kernel: KernelServices) -> None:
             assert magic is not None
             summary = magic.help.splitlines()[0] if magic.help else ""
             print(f"{usage:<16} {summary}")
+        print("\nAlso: NAME? and NAME?? (help, with the source), !COMMAND and VAR = !COMMAND (shell).")
+
+    def lsmagic(line: str) -> None:
+        """%lsmagic: the magics there are (as %magic)."""
+        list_magics(line)
+
+    def shell_cell(shell: str) -> Callable[[str, str], None]:
+        def run_cell(line: str, cell: str) -> None:
+            from ._shell import run
+
+            namespace["_exit_code"] = run(cell, shell=shell)[0]
+
+        run_cell.__doc__ = f"%%{shell}: run the cell with {shell}, its output streamed; _exit_code is its status."
+        return run_cell
 
     magics.register("time", time_magic)
     magics.register("timeit", timeit_line)
@@ -245,3 +318,6 @@ def install_builtins(kernel: KernelServices) -> None:
     magics.register("whos", whos)
     magics.register("zembed", zembed_status)
     magics.register("magic", list_magics)
+    magics.register("lsmagic", lsmagic)
+    magics.register("bash", shell_cell("bash"), cell=True)
+    magics.register("sh", shell_cell("sh"), cell=True)

@@ -125,7 +125,7 @@ def _unwritable_content(msg_type: str) -> Dict:
     }
 
 
-def _object(name: str, raw: bytes) -> Dict:
+def decode_object(name: str, raw: bytes) -> Dict:
     """One of the four dict frames, decoded; ``MalformedMessage`` if it is not one."""
     try:
         value = _loads(raw)
@@ -232,20 +232,17 @@ class Session:
 
     # -- incoming ---------------------------------------------------------
 
-    def parse(self, frames: list[bytes]) -> Message:
-        """Verify and decode frames; raise a ``ProtocolError`` subclass if bad.
-
-        The signature is checked before any JSON is decoded, so an
-        unauthenticated peer never reaches the parser.
-        """
+    def verify(self, frames: list[bytes]) -> tuple[list[bytes], list[bytes], list[bytes]]:
+        """Check the signature and the replay window, decoding nothing:
+        ``(idents, the four dict frames, buffers)``.  A relay re-signs
+        these with ``signed`` for the other side, unread."""
         try:
             split = frames.index(DELIMITER)
         except ValueError:
             raise MalformedMessage("no <IDS|MSG> delimiter") from None
-        idents, rest = list(frames[:split]), frames[split + 1 :]
-        if len(rest) < 5:
-            raise MalformedMessage(f"{len(rest)} frames after the delimiter, need at least 5")
-        signature, parts, buffers = rest[0], list(rest[1:5]), list(rest[5:])
+        if len(frames) - split - 1 < 5:
+            raise MalformedMessage(f"{len(frames) - split - 1} frames after the delimiter, need at least 5")
+        signature, parts = frames[split + 1], frames[split + 2 : split + 6]
         if not signature:
             raise BadSignature("unsigned message")
         if not hmac.compare_digest(signature, self.sign(parts)):
@@ -254,14 +251,26 @@ class Session:
         if seen in self._seen:
             raise ReplayedMessage("signature seen before")
         self._remember(seen)
+        return frames[:split], parts, frames[split + 6 :]
 
-        header = _object("header", parts[0])
+    def signed(self, idents: list[bytes], parts: list[bytes], buffers: list[bytes]) -> list[bytes]:
+        """Frames for the four dict frames ``parts`` as they are, signed with this session's key."""
+        return [*idents, DELIMITER, self.sign(parts), *parts, *buffers]
+
+    def parse(self, frames: list[bytes]) -> Message:
+        """Verify and decode frames; raise a ``ProtocolError`` subclass if bad.
+
+        The signature is checked before any JSON is decoded, so an
+        unauthenticated peer never reaches the parser.
+        """
+        idents, parts, buffers = self.verify(frames)
+        header = decode_object("header", parts[0])
         for key in ("msg_id", "msg_type"):
             if not isinstance(header.get(key), str):
                 raise MalformedMessage(f"header.{key} missing or not a string")
         try:
             parent, metadata, content = [
-                _object(name, raw)
+                decode_object(name, raw)
                 for name, raw in zip(("parent_header", "metadata", "content"), parts[1:], strict=True)
             ]
         except MalformedMessage as exc:  # signed, with a readable header: it can still be answered
