@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -290,3 +292,39 @@ def connect() -> Iterator[Any]:
 def host_and_client(request: pytest.FixtureRequest, start_host: Any, connect: Any) -> tuple[HostProcess, Client]:
     host = start_host(request.param, "--fps", "200")
     return host, connect(host.connection_file)
+
+
+def _ip(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["ip", *args], capture_output=True, text=True, timeout=20)
+
+
+@pytest.fixture
+def namespaces():
+    """``(host_ns, client_ns, host_address)``: two namespaces on one veth
+    link, 10.77.x.1 (host) and 10.77.x.2 (client); removed afterwards."""
+    if shutil.which("ip") is None or os.geteuid() != 0:
+        pytest.fail("this test needs root and iproute2's `ip` (.ci/run installs iproute2; CI runs as root)")
+    tag = uuid.uuid4().hex[:6]
+    host_ns, client_ns = f"zh-{tag}", f"zc-{tag}"
+    subnet = 1 + int(tag, 16) % 250
+    host_address, client_address = f"10.77.{subnet}.1", f"10.77.{subnet}.2"
+    try:
+        for ns in (host_ns, client_ns):
+            assert _ip("netns", "add", ns).returncode == 0
+            _ip("-n", ns, "link", "set", "lo", "up")
+        steps = [
+            ("link", "add", f"vh-{tag}", "type", "veth", "peer", "name", f"vc-{tag}"),
+            ("link", "set", f"vh-{tag}", "netns", host_ns),
+            ("link", "set", f"vc-{tag}", "netns", client_ns),
+            ("-n", host_ns, "addr", "add", f"{host_address}/24", "dev", f"vh-{tag}"),
+            ("-n", client_ns, "addr", "add", f"{client_address}/24", "dev", f"vc-{tag}"),
+            ("-n", host_ns, "link", "set", f"vh-{tag}", "up"),
+            ("-n", client_ns, "link", "set", f"vc-{tag}", "up"),
+        ]
+        for step in steps:
+            done = _ip(*step)
+            assert done.returncode == 0, f"ip {' '.join(step)}: {done.stderr}"
+        yield host_ns, client_ns, host_address
+    finally:
+        for ns in (host_ns, client_ns):
+            _ip("netns", "delete", ns)

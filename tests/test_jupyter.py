@@ -298,3 +298,167 @@ def test_jupyter_kernel_test_conformance(kernelspecs, start_host, kind):
     )
     assert done.returncode == 0, done.stderr[-4000:]
     assert "FAILED" not in done.stderr and " ok" in done.stderr
+
+
+def write_notebook(path: Path, kernel: str, cells: list[str]) -> Path:
+    import nbformat
+
+    notebook = nbformat.v4.new_notebook()
+    notebook.metadata["kernelspec"] = {"name": kernel, "display_name": kernel, "language": "python"}
+    notebook.cells = [nbformat.v4.new_code_cell(source) for source in cells]
+    nbformat.write(notebook, str(path))
+    return path
+
+
+def test_nbclient_runs_a_notebook_against_the_running_host(kernelspecs, start_host, connect, tmp_path):
+    import nbformat
+    from nbclient import NotebookClient
+
+    host = start_host("asyncio", "--name", "scene")
+    kernelspecs("scene")
+    path = write_notebook(
+        tmp_path / "report.ipynb",
+        "zembed-scene",
+        ["frames = host.frames\nframes > 0", "host.report = 'made by nbclient'\nprint(host.report)", "host?"],
+    )
+    notebook = nbformat.read(str(path), as_version=4)
+    NotebookClient(notebook, timeout=30, kernel_name="zembed-scene").execute()
+    assert notebook.cells[0].outputs[0]["data"]["text/plain"] == "True"
+    assert notebook.cells[1].outputs[0]["text"] == "made by nbclient\n"
+    assert connect(host.connection_file).value("host.report") == "made by nbclient"
+    assert host.alive()  # the notebook's end shut the relay down, not the host
+
+
+def test_papermill_parameterizes_a_notebook_on_the_host(kernelspecs, start_host, connect, tmp_path):
+    import nbformat
+    import papermill
+
+    host = start_host("asyncio", "--name", "scene")
+    kernelspecs("scene")
+    source = write_notebook(tmp_path / "in.ipynb", "zembed-scene", ["size = 1", "host.size = size * 10\nhost.size"])
+    notebook = nbformat.read(str(source), as_version=4)
+    notebook.cells[0].metadata["tags"] = ["parameters"]
+    nbformat.write(notebook, str(source))
+    papermill.execute_notebook(
+        str(source), str(tmp_path / "out.ipynb"), parameters={"size": 7}, kernel_name="zembed-scene", progress_bar=False
+    )
+    done = nbformat.read(str(tmp_path / "out.ipynb"), as_version=4)
+    assert done.cells[-1].outputs[0]["data"]["text/plain"] == "70"
+    assert connect(host.connection_file).value("host.size") == 70
+
+
+def test_a_notebook_run_when_the_host_is_gone_fails_at_once_and_clearly(kernelspecs, tmp_path):
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    kernelspecs("absent")
+    notebook = nbformat.read(str(write_notebook(tmp_path / "x.ipynb", "zembed-absent", ["1 + 1"])), as_version=4)
+    began = time.monotonic()
+    with pytest.raises(CellExecutionError, match="HostNotRunning: no live host of app 'absent' is running"):
+        NotebookClient(notebook, timeout=30, kernel_name="zembed-absent").execute()
+    assert time.monotonic() - began < 15  # a kernel start and one answer, never a 30 s timeout
+
+
+def test_qtconsole_attaches_through_the_relay(kernelspecs, start_host):
+    host = start_host("asyncio", "--name", "scene")
+    kernelspecs("scene")
+    artefacts = ROOT / "artefacts" / "qtconsole"
+    artefacts.mkdir(parents=True, exist_ok=True)
+    shot = artefacts / "qtconsole-through-the-relay.png"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "tests" / "qtconsole_client.py"), "zembed-scene",
+         "print('qtconsole sees', type(host).__name__, host.frames > 0)", "qtconsole sees Host True", str(shot)],
+        env={**os.environ, "QT_QPA_PLATFORM": "offscreen", "QT_API": "pyside6"},
+        capture_output=True, text=True, timeout=90,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["found"], result["text"]
+    assert "a kernel inside 'scene'" in result["text"]  # the host's banner, through the relay
+    assert shot.stat().st_size > 10_000 and host.alive()
+
+
+def test_the_relay_attaches_to_an_encrypted_host(kernelspecs, managers, start_host):
+    host = start_host("asyncio", "--name", "secret", env={"ZEMBED_ENCRYPTION": "curve"})
+    assert "curve_publickey" in json.loads(Path(host.connection_file).read_text())
+    kernelspecs("secret")
+    manager, client = managers("zembed-secret")
+    reply, seen = outputs(client, "print('through Curve', host.frames > 0)")
+    assert reply["status"] == "ok" and text_of(seen) == "through Curve True\n"
+
+
+REMOTE_NOTEBOOK = """
+import json, sys, time
+from jupyter_client import KernelManager
+manager = KernelManager(kernel_name="zembed-remote")
+manager.start_kernel()
+client = manager.client()
+client.start_channels()
+client.wait_for_ready(timeout=30)
+seen = []
+reply = client.execute_interactive("print('remote', host.frames > 0)", timeout=20, output_hook=seen.append)
+print(json.dumps([reply["content"]["status"], [m["content"].get("text") for m in seen if m["msg_type"] == "stream"]]))
+sys.stdout.flush()
+sys.stdin.readline()  # the test kills the host now
+began = time.monotonic()
+while True:
+    message = client.get_iopub_msg(timeout=10)
+    if message["msg_type"] == "stream" and "died" in message["content"]["text"]:
+        print(json.dumps([time.monotonic() - began, message["content"]["text"]]), flush=True)
+        break
+client.stop_channels()
+manager.shutdown_kernel(now=True)
+"""
+
+
+def test_the_relay_attaches_to_a_host_on_another_machine(kernelspecs, namespaces, tmp_path):
+    """Two network namespaces: the host binds its veth address (Curve by
+    default), the relay and its KernelManager run in the other one."""
+    host_ns, client_ns, host_address = namespaces
+    kernelspecs("remote")
+    host = subprocess.Popen(
+        ["ip", "netns", "exec", host_ns, *host_command("remote")],
+        stdout=subprocess.PIPE,
+        env={**os.environ, "ZEMBED_IP": host_address, "PYTHONUNBUFFERED": "1"},
+        cwd=str(ROOT),
+    )
+    notebook = None
+    try:
+        assert host.stdout is not None
+        json.loads(host.stdout.readline().decode())  # the host serves
+        notebook = subprocess.Popen(
+            ["ip", "netns", "exec", client_ns, sys.executable, "-c", REMOTE_NOTEBOOK],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert notebook.stdout is not None and notebook.stdin is not None
+        assert json.loads(notebook.stdout.readline()) == ["ok", ["remote True\n"]]
+        host.kill()
+        host.wait(10)
+        notebook.stdin.write("go\n")
+        notebook.stdin.flush()
+        seconds, text = json.loads(notebook.stdout.readline())
+        assert seconds < 3 and "remote" in text  # no pid to look at from there: the heartbeat tells
+        notebook.wait(30)
+    finally:
+        host.kill()
+        if notebook is not None:
+            notebook.kill()
+
+
+def test_new_notebook_on_the_qt_example_starts_the_app(kernelspecs, managers, monkeypatch):
+    """The kernelspec docs/notebooks.md gives for the Qt example: the app is the kernel."""
+    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
+    app = str(ROOT / "examples" / "gui_app" / "qt_app.py")
+    kernelspecs("shapes", "--launch", "--", "python", app, "--name", "shapes", "--quit-on-shutdown")
+    manager, client = managers("zembed-shapes")
+    reply, _ = outputs(client, "scene.add('square', 100, 100, 80, '#ff0000'); app.processEvents()")
+    assert reply["status"] == "ok"
+    reply, seen = outputs(client, "len(scene.shapes), window.isVisible()")
+    assert [m["content"]["data"]["text/plain"] for m in seen if m["msg_type"] == "execute_result"] == ["(1, True)"]
+    process = manager.provisioner.process
+    began = time.monotonic()
+    manager.shutdown_kernel(now=False)  # 'shut down kernel': the app quits by itself, nobody kills it
+    assert process.wait(10) == 0 and time.monotonic() - began < 5

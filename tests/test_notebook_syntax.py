@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 from memory import MemoryKernel
 
-from zembed._magics import transform
+from zembed._syntax import transform
 
 
 @pytest.fixture

@@ -215,7 +215,7 @@ def _run_code(target: str | None, code: str, timeout: float | None) -> int:
             print(content.get("data", {}).get("text/plain", ""), flush=True)
 
     try:
-        client = connect(target)
+        client = connect(None if target == "-" else target)
     except (ConnectionFileError, TimeoutError) as exc:
         print(f"zembed: {exc}", file=sys.stderr)
         return 2
@@ -299,23 +299,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     launch_parser.add_argument("connection_file", help="the connection file the launcher wrote ({connection_file})")
     launch_parser.set_defaults(run=launch_command)
-    try:
-        from zjupyter.cli import add_commands
-    except ImportError:  # zembed installed without its frontends
-        pass
-    else:
-        add_commands(commands)
-    argv = sys.argv[1:] if argv is None else argv
-    tail: list[str] | None = None
-    if "--" in argv:  # a host command (launch, kernelspec install --launch): argparse's -- stops at subcommands
-        at = argv.index("--")
-        argv, tail = argv[:at], argv[at + 1 :]
-    args = parser.parse_args(argv)
-    args.tail = tail
-    if getattr(args, "name", None) == "-":
-        args.name = None
+    from zjupyter.cli import add_commands, run_parsed  # zjupyter ships with zembed, like zconsole
+
+    add_commands(commands)
     with closed_pipe_is_quiet():
-        return int(args.run(args))
+        return int(run_parsed(parser, sys.argv[1:] if argv is None else argv))
 
 
 if __name__ == "__main__":

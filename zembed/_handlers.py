@@ -259,7 +259,7 @@ def _rewrite(source: str) -> str:
     magics module loads on first use."""
     if "%" not in source and "?" not in source and "!" not in source:
         return source
-    from ._magics import transform
+    from ._syntax import transform
 
     return transform(source)
 

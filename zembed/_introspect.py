@@ -24,7 +24,7 @@ import tokenize
 import warnings
 from typing import TYPE_CHECKING, Any
 
-from ._magics import transform as transform_magics
+from ._syntax import transform as transform_magics
 
 if TYPE_CHECKING:
     from ._magics import Magics

@@ -24,7 +24,8 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from ._display import display
-from ._magics import MagicError, _compile_statement, transform
+from ._magics import MagicError, _compile_statement
+from ._syntax import transform
 
 if TYPE_CHECKING:
     from ._services import KernelServices

@@ -91,6 +91,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--name", default="shapes", help="the kernel's app name")
     parser.add_argument("--announce", action="store_true", help="print the connection file as JSON (for tests)")
+    parser.add_argument(
+        "--quit-on-shutdown",
+        action="store_true",
+        help="a client's 'shut down kernel' quits the app (for a kernelspec that launches it, see docs/notebooks.md)",
+    )
     args = parser.parse_args(argv)
 
     app = QApplication(sys.argv[:1])
@@ -98,7 +103,11 @@ def main(argv: list[str] | None = None) -> int:
     window = Window(scene)
     # The kernel joins Qt's event loop (loop="auto" finds the QApplication);
     # it starts serving once app.exec() runs.
-    kernel = zembed.start_kernel({"app": app, "window": window, "scene": scene}, name=args.name)
+    kernel = zembed.start_kernel(
+        {"app": app, "window": window, "scene": scene},
+        name=args.name,
+        on_shutdown=(lambda _kernel, _restart: app.quit()) if args.quit_on_shutdown else None,
+    )
     window.kernel = kernel
     app.aboutToQuit.connect(kernel.stop)
     window.show()

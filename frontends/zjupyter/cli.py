@@ -63,13 +63,15 @@ def kernelspec_command(args: argparse.Namespace) -> int:
 def relay_command(args: argparse.Namespace) -> int:
     from .relay import main as relay_main
 
-    return relay_main(args.relay_args)
+    return relay_main(args.extra)
 
 
 def lab_command(args: argparse.Namespace) -> int:
+    if not _need("jupyter_client", "lab"):
+        return 2
     from .lab import main as lab_main
 
-    return lab_main(args.which, args.server_args)
+    return lab_main(args.which, args.extra)
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -99,15 +101,15 @@ def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[
     removal.add_argument("name")
     removal.set_defaults(run=kernelspec_command)
 
-    relay = commands.add_parser("relay", help="serve a running host as a Jupyter kernel (kernelspecs start this)")
-    relay.add_argument("relay_args", nargs=argparse.REMAINDER)
-    relay.set_defaults(run=relay_command)
+    relay = commands.add_parser(
+        "relay", help="serve a running host as a Jupyter kernel: relay APP -f FILE (kernelspecs start this)"
+    )
+    relay.set_defaults(run=relay_command, takes_extra=True)
 
     for which in ("lab", "notebook"):
         server = commands.add_parser(which, help=f"start Jupyter{'Lab' if which == 'lab' else ' Notebook'} "
                                      "with every live host offered as a kernel")  # fmt: skip
-        server.add_argument("server_args", nargs=argparse.REMAINDER, help="passed on to the Jupyter server")
-        server.set_defaults(run=lab_command, which=which)
+        server.set_defaults(run=lab_command, which=which, takes_extra=True)  # the rest goes to the server
 
 
 def split_tail(argv: list[str]) -> tuple[list[str], list[str] | None]:
@@ -122,7 +124,16 @@ def split_tail(argv: list[str]) -> tuple[list[str], list[str] | None]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m zjupyter", description="zembed hosts in Jupyter frontends.")
     add_commands(parser.add_subparsers(dest="command", required=True))
-    before, tail = split_tail(sys.argv[1:] if argv is None else argv)
-    args = parser.parse_args(before)
-    args.tail = tail
+    return int(run_parsed(parser, sys.argv[1:] if argv is None else argv))
+
+
+def run_parsed(parser: argparse.ArgumentParser, argv: list[str]) -> int:
+    """Parse and run, the way both ``zembed`` and ``python -m zjupyter`` do:
+    a host command after ``--`` is ``args.tail``; commands that pass their
+    arguments on (``relay``, ``lab``, ``notebook``) get the rest as ``args.extra``."""
+    before, tail = split_tail(argv)
+    args, extra = parser.parse_known_args(before)
+    if extra and not getattr(args, "takes_extra", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.tail, args.extra = tail, extra
     return int(args.run(args))

@@ -52,6 +52,8 @@ def relay_spec(app: str, display_name: str | None = None, *, forward_shutdown: b
 def launch_spec(app: str, command: list[str], display_name: str | None = None) -> dict[str, Any]:
     if not command:
         raise ValueError("--launch needs the host's command after --, e.g. --launch -- blender --python addon.py")
+    if command[0] in ("python", "python3"):  # as jupyter_client does for a spec's own argv[0]: this Python
+        command = [sys.executable, *command[1:]]
     return {
         "argv": [sys.executable, "-m", "zembed", "launch", "{connection_file}", "--", *command],
         "display_name": display_name or f"{app} (new host)",

@@ -1,0 +1,217 @@
+"""The real JupyterLab (and Notebook 7) started by ``zembed lab``, driven in
+Debian's chromium by playwright: a live host is in the launcher, a cell
+changes a live object, the host's death shows on the page, and the
+notebook carries on when the host is back.  Screenshots of each step go to
+artefacts/jupyterlab/ (look at them)."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import ROOT, wait_until
+
+pytestmark = pytest.mark.timeout(180)
+
+ARTEFACTS = ROOT / "artefacts" / "jupyterlab"
+CHROMIUM = "/usr/bin/chromium"
+# What the machine's closed network needs (no background calls home, no QUIC); as root, no sandbox.
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Server:
+    def __init__(self, process: subprocess.Popen[bytes], url: str, token: str, log: Path) -> None:
+        self.process, self.url, self.token, self.log = process, url, token, log
+
+    def get(self, path: str) -> Any:
+        request = urllib.request.Request(f"{self.url}{path}", headers={"Authorization": f"token {self.token}"})
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return json.load(response)
+
+    def ready(self) -> bool:
+        try:
+            self.get("/api/status")
+            return True
+        except OSError:
+            return False
+
+
+@pytest.fixture
+def jupyter_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """``zembed lab`` or ``zembed notebook`` on a free port, with settings and
+    workspaces of the test's own; authentication on (a token)."""
+    for name, folder in [
+        ("JUPYTER_CONFIG_DIR", "jconfig"), ("JUPYTER_DATA_DIR", "jdata"),
+        ("JUPYTERLAB_SETTINGS_DIR", "lab-settings"), ("JUPYTERLAB_WORKSPACES_DIR", "lab-workspaces"),
+    ]:  # fmt: skip
+        monkeypatch.setenv(name, str(tmp_path / folder))
+    news = tmp_path / "lab-settings" / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
+    news.parent.mkdir(parents=True)
+    news.write_text(json.dumps({"fetchNews": "false"}))  # no "get notified about news?" toast over the page
+    started: list[Server] = []
+
+    def start(which: str = "lab") -> Server:
+        port, token = free_port(), secrets.token_hex(16)
+        log = tmp_path / f"{which}-server.log"
+        command = [sys.executable, "-m", "zembed", which, "--no-browser", f"--port={port}",
+                   f"--ServerApp.token={token}", f"--ServerApp.root_dir={tmp_path}"]  # fmt: skip
+        if os.geteuid() == 0:
+            command.append("--allow-root")
+        with log.open("wb") as sink:
+            process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, cwd=str(tmp_path))
+        server = Server(process, f"http://127.0.0.1:{port}", token, log)
+        started.append(server)
+        wait_until(lambda: server.ready() or process.poll() is not None, timeout=60, what="the Jupyter server")
+        assert process.poll() is None, log.read_text()[-3000:]
+        return server
+
+    yield start
+    for server in started:
+        server.process.terminate()
+        try:
+            server.process.wait(10)
+        except subprocess.TimeoutExpired:
+            server.process.kill()
+            server.process.wait(5)
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    if not Path(CHROMIUM).exists():
+        raise RuntimeError("these tests need Debian's chromium: apt-get install chromium (.ci/run installs it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def shot(page: Any, name: str) -> None:
+    ARTEFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTEFACTS / f"{name}.png"))
+
+
+def kernel_idle(page: Any) -> None:
+    """The notebook's kernel indicator says idle: typing now is not lost to a kernel still starting."""
+    page.locator('.jp-Notebook-ExecutionIndicator[data-status="idle"]').first.wait_for(timeout=30000)
+
+
+def run_cell(page: Any, code: str) -> Any:
+    """Type ``code`` into the notebook's last cell and run it; that cell."""
+    cells = page.locator(".jp-Notebook .jp-Cell")
+    cell = cells.nth(cells.count() - 1)  # fixed now: running it appends a new last cell
+    cell.locator(".cm-content").click()
+    page.keyboard.type(code)
+    page.keyboard.press("Shift+Enter")
+    return cell
+
+
+def output_of(cell: Any, containing: str, timeout: float = 20) -> str:
+    output = cell.locator(".jp-OutputArea")
+    deadline = time.monotonic() + timeout
+    while True:
+        text = output.inner_text() if output.count() else ""
+        if containing in text:
+            return str(text)
+        assert time.monotonic() < deadline, f"no {containing!r} in the output: {text!r}"
+        time.sleep(0.1)  # the page renders what the kernel sent: nothing to wait on but the DOM
+
+
+def test_a_notebook_on_a_running_host_survives_its_death(start_host, connect, jupyter_server, browser):
+    host = start_host("asyncio", "--name", "scene")
+    server = jupyter_server("lab")
+    specs = server.get("/api/kernelspecs")["kernelspecs"]
+    assert specs["zembed-scene"]["spec"]["display_name"] == "scene (zembed, running)"
+
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.goto(f"{server.url}/lab?token={server.token}")
+    card = page.locator('.jp-LauncherCard[data-category="Notebook"][title="scene (zembed, running)"]')
+    card.wait_for(timeout=60000)
+    shot(page, "1-launcher")
+
+    card.click()
+    page.locator(".jp-Notebook .jp-Cell .cm-content").first.wait_for(timeout=30000)
+    kernel_idle(page)
+    cell = run_cell(page, "host.marker = 'set from JupyterLab'; print('frames running:', host.frames > 0)")
+    assert "frames running: True" in output_of(cell, "frames running")
+    shot(page, "2-cell-on-the-host")
+    assert connect(host.connection_file).value("host.marker") == "set from JupyterLab"
+
+    host.kill()
+    dialog = page.locator(".jp-Dialog")
+    dialog.wait_for(timeout=5000)  # JupyterLab's own notice of a kernel that died and comes back
+    assert "appears to have died" in dialog.inner_text()
+    shot(page, "3-host-died")
+    dialog.locator("button.jp-mod-accept").click()
+
+    cell = run_cell(page, "1 + 1")
+    text = output_of(cell, "HostNotRunning")
+    assert f"scene (pid {host.pid}) died" in text and "waits for it" in text
+    shot(page, "4-a-cell-while-the-host-is-gone")
+
+    back = start_host("asyncio", "--name", "scene")
+    cell = run_cell(page, "print('back:', host.frames > 0, 'marker' in vars(host))")
+    deadline = time.monotonic() + 20
+    while "back: True" not in (text := output_of(cell, "", timeout=1)):  # before the relay re-attached: retry
+        assert time.monotonic() < deadline, text
+        time.sleep(0.5)
+        cell = run_cell(page, "print('back:', host.frames > 0, 'marker' in vars(host))")
+    assert "back: True False" in text  # the new host's namespace: the old marker went with the old host
+    assert f"re-attached to scene (pid {back.pid})" in output_of(cell, "re-attached")
+    shot(page, "5-the-host-is-back")
+
+
+def test_notebook_7_offers_the_host_too(start_host, jupyter_server, browser):
+    start_host("asyncio", "--name", "scene")
+    server = jupyter_server("notebook")
+    assert "zembed-scene" in server.get("/api/kernelspecs")["kernelspecs"]
+    created = urllib.request.Request(
+        f"{server.url}/api/contents/host.ipynb",
+        data=json.dumps({"type": "notebook"}).encode(),
+        method="PUT",
+        headers={"Authorization": f"token {server.token}", "Content-Type": "application/json"},
+    )
+    urllib.request.urlopen(created, timeout=5).close()
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.goto(f"{server.url}/notebooks/host.ipynb?token={server.token}")
+    page.locator(".jp-Dialog").wait_for(timeout=60000)  # no kernel yet: Notebook asks which
+    page.locator(".jp-Dialog select").select_option(label="scene (zembed, running)")
+    page.locator(".jp-Dialog button.jp-mod-accept").click()
+    kernel_idle(page)
+    cell = run_cell(page, "print('notebook 7 on', type(host).__name__)")
+    try:
+        assert "notebook 7 on Host" in output_of(cell, "notebook 7 on")
+    finally:
+        shot(page, "6-notebook-7")
+
+
+def test_zembed_lab_without_jupyterlab_says_what_to_install():
+    hide = (
+        "import importlib.util, sys; real = importlib.util.find_spec; "
+        "importlib.util.find_spec = lambda name, *a: None if name == 'jupyterlab' else real(name, *a); "
+        "from zembed.__main__ import main; sys.exit(main(['lab']))"
+    )
+    done = subprocess.run([sys.executable, "-c", hide], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2 and "pip install 'zembed[lab]'" in done.stderr
