@@ -462,3 +462,28 @@ def test_new_notebook_on_the_qt_example_starts_the_app(kernelspecs, managers, mo
     began = time.monotonic()
     manager.shutdown_kernel(now=False)  # 'shut down kernel': the app quits by itself, nobody kills it
     assert process.wait(10) == 0 and time.monotonic() - began < 5
+
+
+def test_a_relay_leaves_nothing_behind(kernelspecs, start_host, runtime_dir, tmp_path):
+    """Shut down or killed, on tcp or ipc: only the host's own file stays."""
+    start_host("asyncio", "--name", "relayed")
+    kernelspecs("relayed")
+    before = set(runtime_dir.iterdir())
+    for transport, ending in [("tcp", "shutdown"), ("ipc", "shutdown"), ("ipc", "kill")]:
+        manager = KernelManager(kernel_name="zembed-relayed", transport=transport)
+        if transport == "ipc":
+            manager.ip = str(tmp_path / f"relay-{ending}")
+        manager.start_kernel()
+        client = manager.client()
+        client.start_channels()
+        client.wait_for_ready(timeout=30)
+        client.stop_channels()
+        if ending == "kill":  # what its launcher does for a relay that died: the relay itself wrote nothing
+            process = manager.provisioner.process
+            os.kill(process.pid, 9)
+            process.wait(10)
+            manager.cleanup_resources()
+        else:
+            manager.shutdown_kernel(now=False)
+        assert set(runtime_dir.iterdir()) == before
+        assert not list(tmp_path.glob("relay-*")), list(tmp_path.glob("relay-*"))

@@ -57,7 +57,9 @@ class KernelConfig(HasTraits):
         "($JUPYTER_RUNTIME_DIR, else Jupyter's data dir + /runtime).",
     ).tag(config=True)
     connection_file = Unicode(
-        "", help="Exact connection file path; empty means CONNECTION_DIR/kernel-zembed-NAME-PID.json."
+        "",
+        help="Exact connection file path; empty means CONNECTION_DIR/kernel-zembed-NAME-PID.json. "
+        "If a launcher (a Jupyter KernelManager) wrote ports and a key there, the kernel serves exactly those.",
     ).tag(config=True)
     shell_port = Int(0, help="Shell port (0: pick a free one).").tag(config=True)
     iopub_port = Int(0, help="IOPub port (0: pick a free one).").tag(config=True)

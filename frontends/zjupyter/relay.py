@@ -156,6 +156,10 @@ class Relay:
         self.front = Session(str(info["key"]).encode(), username="zembed-relay")
         self.context: zmq.Context[Any] = zmq.Context()
         self.sockets = self._bind(info)
+        # ipc socket files: libzmq leaves them behind, the relay does not
+        self._ipc_files = (
+            [f"{info['ip']}-{info[f'{c}_port']}" for c in FRONT_SOCKETS] if info["transport"] == "ipc" else []
+        )
         self.host: HostLink | None = None
         self.pending: dict[str, tuple[str, list[bytes], bytes]] = {}  # msg_id -> channel, idents, header frame
         self.gone: str | None = None  # why no host is attached, for the error a cell gets meanwhile
@@ -186,12 +190,18 @@ class Relay:
     # -- running --------------------------------------------------------------------
 
     def run(self) -> int:
-        self._looking.set()
-        self._looker.start()
         self._publish("status", {"execution_state": "starting"})
         poller = zmq.Poller()
         for sock in self.sockets.values():
             poller.register(sock, zmq.POLLIN)
+        # A host that is running is attached before the first request is read:
+        # the frontend's first kernel_info (its banner) is the host's own.
+        first = find_host(self.app)
+        if first is not None:
+            self._found.put(first)
+        else:
+            self._looking.set()
+        self._looker.start()
         next_check = 0.0
         try:
             while not self._stopping.is_set():
@@ -222,6 +232,11 @@ class Relay:
             for sock in self.sockets.values():
                 sock.close()
             self.context.term()
+            for path in self._ipc_files:
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass
         return 0
 
     def stop(self) -> None:
