@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from zembed._cell import Cells
+from zembed._comms import Comms
 from zembed._config import load_config
 from zembed._kernel_history import History
 from zembed._magics import Magics, install_builtins
@@ -85,6 +86,7 @@ class MemoryKernel:
         self.history = History(None)
         self.outbox = Outbox(self.session, self.transport, self.history)
         self.cells = Cells()
+        self.comms = Comms(self)
         self.adapter = PollLoop()
         self.router = Router(self, self.adapter, halted=lambda: False, after_batch=lambda: None)
         self.detach_calls: list[bool] = []
@@ -181,6 +183,11 @@ class MemoryKernel:
             else:
                 result.other.append((channel, parsed))
         return result
+
+    def parsed(self) -> list[tuple[str, Message]]:
+        """Everything sent so far, as a client would read it."""
+        reader = Session(self.session.key)
+        return [(channel, reader.parse(frames)) for channel, frames in self.transport.sent]
 
     def close(self) -> None:
         self.history.close()

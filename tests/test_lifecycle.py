@@ -57,8 +57,8 @@ def test_kernel_and_loops_surface_is_pinned():
     members = sorted(n for n in dir(zembed.Kernel) if not n.startswith("_"))
     assert members == [
         "call_on_host", "current_parent", "detach", "detached", "executing", "host_busy_seconds", "interrupt",
-        "loop", "magics", "messages_handled", "on_stop", "poll", "register_magic", "running", "running_cell",
-        "status", "stop", "subscribers", "take_queued", "wait",
+        "loop", "magics", "messages_handled", "on_stop", "poll", "register_comm_target", "register_magic", "running",
+        "running_cell", "status", "stop", "subscribers", "take_queued", "wait",
     ]  # fmt: skip
     kernel = zembed.start_kernel({}, name="pinned", loop="poll")
     try:
@@ -66,7 +66,7 @@ def test_kernel_and_loops_surface_is_pinned():
     finally:
         kernel.stop()
     assert attributes == [
-        "app_dir", "cells", "config", "connection_file", "connection_info", "crashes", "execution_count",
+        "app_dir", "cells", "comms", "config", "connection_file", "connection_info", "crashes", "execution_count",
         "failure", "history", "name", "namespace", "outbox", "session", "started",
     ]  # fmt: skip
     assert sorted(zembed.loops.__all__) == ["CallableLoop", "LoopAdapter", "PollLoop", "resolve_loop"]

@@ -215,20 +215,21 @@ def execute(kernel: KernelServices, request: Request) -> Content:
         kernel.outbox.flush_soon()  # the user is waiting for this prompt
         return msg_id
 
-    result, expressions = kernel.cells.run(
-        code,
-        count=count,
-        filename=filename,
-        namespace=kernel.namespace,
-        parent=request.message.header,
-        publish=request.publish,
-        ask_input=ask_input,
-        allow_stdin=allow_stdin,
-        user_expressions=user_expressions,
-        history_session=kernel.history.session_if_ready if store_history else None,
-        rewrite=_rewrite,
-        kernel=kernel,
-    )
+    with kernel.comms.hooks():  # a cell may make widgets: comm.create_comm is this kernel's meanwhile
+        result, expressions = kernel.cells.run(
+            code,
+            count=count,
+            filename=filename,
+            namespace=kernel.namespace,
+            parent=request.message.header,
+            publish=request.publish,
+            ask_input=ask_input,
+            allow_stdin=allow_stdin,
+            user_expressions=user_expressions,
+            history_session=kernel.history.session_if_ready if store_history else None,
+            rewrite=_rewrite,
+            kernel=kernel,
+        )
 
     if result.exit_requested:
         return {
@@ -304,18 +305,37 @@ def history(kernel: KernelServices, request: Request) -> Content:
 
 
 def comm_info(kernel: KernelServices, request: Request) -> Content:
-    return {"status": "ok", "comms": {}}
+    target = _field(request.content, "target_name", str, "") or None
+    return {"status": "ok", "comms": kernel.comms.info(target)}
+
+
+def _comm_message(request: Request) -> dict[str, Any]:
+    """A comm message as comm targets and callbacks take it (ipykernel's dict shape)."""
+    message = request.message
+    _field(message.content, "comm_id", str)
+    return {
+        "header": message.header,
+        "msg_id": message.msg_id,
+        "msg_type": message.msg_type,
+        "parent_header": message.parent_header,
+        "metadata": message.metadata,
+        "content": message.content,
+        "buffers": message.buffers,
+    }
 
 
 def comm_open(kernel: KernelServices, request: Request) -> None:
-    # No comm targets are registered: spec says answer with comm_close.
-    comm_id = request.content.get("comm_id")
-    log.info("zembed: comm_open for unknown target %r; closing it", request.content.get("target_name"))
-    request.publish("comm_close", {"comm_id": comm_id, "data": {}})
+    kernel.comms.on_open(_comm_message(request))  # no target: the spec's answer is comm_close
     return None
 
 
-def comm_ignore(kernel: KernelServices, request: Request) -> None:
+def comm_msg(kernel: KernelServices, request: Request) -> None:
+    kernel.comms.on_msg(_comm_message(request))
+    return None
+
+
+def comm_close(kernel: KernelServices, request: Request) -> None:
+    kernel.comms.on_close(_comm_message(request))
     return None
 
 
@@ -352,6 +372,6 @@ HOST_THREAD: dict[str, Handler] = {
     "history_request": history,
     "comm_info_request": comm_info,
     "comm_open": comm_open,
-    "comm_msg": comm_ignore,
-    "comm_close": comm_ignore,
+    "comm_msg": comm_msg,
+    "comm_close": comm_close,
 }

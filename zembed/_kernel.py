@@ -37,6 +37,7 @@ from ._binding import (
     served_fields,
 )
 from ._cell import Cells
+from ._comms import Comms, TargetCallback
 from ._config import KernelConfig
 from ._connection import app_data_dir, write_connection_file
 from ._errors import ConnectionFileError, UsageError
@@ -60,6 +61,8 @@ if TYPE_CHECKING:
 
 class Kernel:
     """A running embedded kernel.  Made by ``zembed.start_kernel``."""
+
+    outbox: Outbox  # made in _open, with the socket thread it sends through
 
     def __init__(
         self,
@@ -86,6 +89,7 @@ class Kernel:
         # failed), or None: ``running`` is False from then on.
         self.failure: BaseException | None = None
         self.cells = Cells()  # the running cell, and the leaves swapped in while it runs
+        self.comms = Comms(self)  # comm targets and open comms (widgets)
         self._stop_requested = False  # stop() was called from a cell: stop once its request is answered
         self._stop_callbacks: list[Callable[[], None]] = []
         self._stop_lock = threading.Lock()
@@ -323,6 +327,13 @@ class Kernel:
         cell's; the docstring (or ``help``) is what ``%magic`` and ``%name?``
         show.  Runs on the host's thread, like every cell."""
         self.magics.register(name, function, cell=cell, help=help)
+
+    def register_comm_target(self, name: str, callback: TargetCallback) -> None:
+        """Call ``callback(comm, message)`` on the host's thread when a
+        frontend opens a comm with target ``name``; ``comm.on_msg(f)`` then
+        receives its messages, ``comm.send(data)`` (from any thread)
+        answers.  ipywidgets' targets register themselves."""
+        self.comms.register_target(name, callback)
 
     def status(self) -> dict[str, Any]:
         """What ``%zembed`` shows."""

@@ -57,6 +57,7 @@ class Outbox:
         idents: list[bytes] | None = None,
         metadata: Content | None = None,
         after_history: int = 0,
+        buffers: list[bytes] | None = None,
     ) -> str:
         """Queue a message for ``channel``; return its msg_id.  With
         ``after_history``, it (and all sent after it) waits until the
@@ -67,7 +68,9 @@ class Outbox:
         if self.closed:
             return msg_id
         try:
-            frames, given_up = self.session.serialize_safely(msg_type, content, parent, metadata, idents, header)
+            frames, given_up = self.session.serialize_safely(
+                msg_type, content, parent, metadata, idents, header, buffers
+            )
         except ValueError as exc:
             _degraded.error("zembed: a %s could not be sent: %s", msg_type, exc)
             return msg_id
@@ -77,9 +80,17 @@ class Outbox:
         self._transport.send(channel, frames, wake=not self.batching, barrier=barrier)
         return msg_id
 
-    def publish(self, msg_type: str, content: Content, parent: Content | None = None) -> None:
+    def publish(
+        self,
+        msg_type: str,
+        content: Content,
+        parent: Content | None = None,
+        metadata: Content | None = None,
+        buffers: list[bytes] | None = None,
+    ) -> None:
         """Broadcast on iopub, with Jupyter's topic ``kernel.<session>.<msg_type>``."""
-        self.send("iopub", msg_type, content, parent, [self._topic_prefix + msg_type.encode()])
+        topic = [self._topic_prefix + msg_type.encode()]
+        self.send("iopub", msg_type, content, parent, topic, metadata, buffers=buffers)
 
     def flush_soon(self) -> None:
         """Send what is queued now rather than at the next tick."""

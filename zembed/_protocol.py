@@ -187,6 +187,7 @@ class Session:
         metadata: Dict | None = None,
         idents: list[bytes] | None = None,
         header: Dict | None = None,
+        buffers: list[bytes] | None = None,
     ) -> tuple[list[bytes], str | None]:
         """``serialize``, degrading instead of failing: frames, and what had
         to be given up (None when nothing).
@@ -206,7 +207,10 @@ class Session:
         failure: Exception | None = None
         for body, parent_used, metadata_used, given_up in attempts:
             try:
-                return self.serialize(msg_type, body, parent_used, metadata_used, idents, header=header), given_up
+                return (
+                    self.serialize(msg_type, body, parent_used, metadata_used, idents, buffers, header),
+                    given_up,
+                )
             except Exception as exc:  # also what a user object's __repr__ raises in the fallback
                 failure = exc
         raise ValueError(f"cannot serialize a {msg_type} at all: {failure}")

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from ._cell import Cells
+    from ._comms import Comms
     from ._config import KernelConfig
     from ._kernel_history import History
     from ._magics import Magics
@@ -37,6 +38,7 @@ class KernelServices(Protocol):
     outbox: Outbox
     cells: Cells
     history: History
+    comms: Comms
 
     @property
     def loop(self) -> str: ...

@@ -47,6 +47,7 @@ class Host:
         self.signals_at_start: dict[int, object] = {}
         self.printed = 0
         self.work = 0
+        self.per_frame: list = []  # the host's own code, run every frame (a cell may add to it)
         self.sleep_was_builtin_between_cells = True
         self.input_was_builtin_between_cells = True
         self.streams = (sys.stdout, sys.stderr)
@@ -86,6 +87,8 @@ class Host:
             self.frames += 1
             if self.work:
                 self.simulate()
+            for step in list(self.per_frame):
+                step()
             self.stream_sets.add((id(sys.stdout), id(sys.stderr)))
             if builtins.input is not ORIGINAL_INPUT or getpass.getpass is not ORIGINAL_GETPASS:
                 self.input_was_builtin_between_cells = False
