@@ -32,6 +32,7 @@ class Host:
         self.lateness: list[float] = []
         self.work_times: list[float] = []  # seconds of the host's own work, per frame
         self.quit = False
+        self.per_frame: list = []  # the host's own code, run each frame (bench_widgets pushes widget updates here)
 
     def mark(self) -> int:
         return len(self.lateness)
@@ -85,8 +86,14 @@ async def main() -> None:
         connection_file = os.path.join(tempfile.mkdtemp(), f"kernel-ipykernel-bench-{os.getpid()}.json")
         app = IPKernelApp.instance(connection_file=connection_file, quiet=True)
         app.initialize([])
-        app.kernel.user_ns = namespace
-        app.shell.user_ns = namespace
+        # As IPython.embed_kernel does: the namespace is a module's, so functions a
+        # cell defines see it as their globals (a widget's observer, say).
+        import types
+
+        module = types.ModuleType("__main__")
+        module.__dict__.update(namespace)
+        app.kernel.user_module = module
+        app.kernel.user_ns = module.__dict__
         app.kernel.start()  # registers with the running loop; the host keeps its own loop
     # os.write: ipykernel replaces sys.stdout with a stream that goes to iopub.
     os.write(1, (json.dumps({"connection_file": connection_file, "pid": os.getpid(), "t0": T0}) + "\n").encode())
@@ -101,6 +108,8 @@ async def main() -> None:
         host.lateness.append(now - next_frame)
         started = time.perf_counter()
         step(args.work)
+        for callback in host.per_frame:
+            callback()
         host.work_times.append(time.perf_counter() - started)
         next_frame += period
         if now > next_frame:  # a dropped frame: schedule from now

@@ -211,6 +211,11 @@ class Client:
             if reply["parent_header"].get("msg_id") == msg["header"]["msg_id"]:
                 return reply["content"]
 
+    def update_widget(self, model_id: str, **state: Any) -> None:
+        """What a page sends when its widget moves: ``update`` on the widget's comm."""
+        data = {"method": "update", "state": state, "buffer_paths": []}
+        self.kc.shell_channel.send(self.kc.session.msg("comm_msg", {"comm_id": model_id, "data": data}))
+
     def interrupt(self) -> dict[str, Any]:
         return self.control("interrupt_request")
 

@@ -41,6 +41,12 @@ def test_addon_in_bpy_module_serves_a_client_through_timers(connect):
         assert "Cube.001" in client.value("[o.name for o in D.objects]")
         assert client.value("tuple(D.objects['Cube.001'].location)") == (1.0, 2.0, 3.0)
         assert client.value("C.scene.name") == "Scene"
+        # A notebook's sliders on the cube's location (ipywidgets, through the add-on's helper).
+        client.run("import zembed_blender\ncontrol = zembed_blender.location_control(D.objects['Cube.001'])")
+        client.update_widget(client.value("control.children[2].model_id"), value=7.5)
+        deadline = time.monotonic() + 10
+        while client.value("D.objects['Cube.001'].location.z") != 7.5:
+            assert time.monotonic() < deadline, "the z slider did not move the cube"
         error = client.run("D.objects['no such object']")
         assert error.content["ename"] == "KeyError"
         reply = client.kc.complete("bpy.data.", 9, reply=True, timeout=10)["content"]

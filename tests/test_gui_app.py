@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, launch_host
+from conftest import ROOT, launch_host, wait_until
 
 EXAMPLES = ROOT / "examples" / "gui_app"
 
@@ -66,3 +66,20 @@ def test_tk_app_changed_from_a_client_and_rendered(gui_app, connect, tmp_path):
     client.run("root.after(0, window.quit)")  # the window's close button does the same
     assert app.process.wait(10) == 0
     assert not Path(app.connection_file).exists()
+
+
+def test_a_notebook_slider_moves_a_shape_in_the_qt_app(gui_app, connect, tmp_path):
+    from PySide6.QtGui import QImage
+
+    app = gui_app("qt_app.py", "shapes-qt")
+    client = connect(app.connection_file)
+    client.run("square = scene.add('square', 100, 100, 60, '#ff0000'); slider = scene.control(square)")
+    model_id = client.value("slider.model_id")
+    client.update_widget(model_id, value=300)  # the notebook's slider was dragged to 300
+    wait_until(lambda: client.value("square.x") == 300, timeout=10, what="the square to move")
+    shot = tmp_path / "moved.png"
+    client.run(f"app.processEvents(); window.save_screenshot({str(shot)!r})")
+    image = QImage(str(shot))
+    assert image.pixelColor(300, 100).name() == "#ff0000" and image.pixelColor(100, 100).name() == "#ffffff"
+    client.run("square.x = 50; scene.changed()")  # moved by anything else: the slider follows
+    assert client.value("slider.value") == 50

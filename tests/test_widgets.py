@@ -124,3 +124,16 @@ def test_bad_widget_traffic_leaves_the_host_serving(start_host, connect):
     view.send("comm_msg", {"comm_id": model_id})  # no data at all
     # nothing to wait on: the next cell queues behind them on the host's thread
     assert client.value("speed.value") == 3 and host.alive() and host.frames_on()
+
+
+def test_widgets_shown_with_display_and_in_containers(start_host, connect):
+    host = start_host("asyncio")
+    client = connect(host.connection_file)
+    out = client.run(
+        "from ipywidgets import IntSlider, VBox\nfrom zembed import display\n"
+        "box = VBox([IntSlider(1), IntSlider(2)])\ndisplay(box)"
+    )
+    shown = [c for kind, c in out.outputs if kind == "display_data"]
+    assert shown and shown[0]["data"][WIDGET_VIEW]["model_id"] == client.value("box.model_id")
+    opened = [c for kind, c in out.outputs if kind == "comm_open"]
+    assert len(opened) == 3 and {c["data"]["state"]["_model_name"] for c in opened} == {"IntSliderModel", "VBoxModel"}

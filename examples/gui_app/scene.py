@@ -2,7 +2,8 @@
 
 Plain Python, no toolkit: the Qt and Tk windows subscribe to changes and
 repaint.  From the console, ``scene.add("circle", 120, 80, 40, "tomato")``
-changes what the window shows at once.
+changes what the window shows at once; in a notebook,
+``scene.control(shape)`` is a slider that moves it.
 """
 
 from __future__ import annotations
@@ -50,6 +51,27 @@ class Scene:
             random.uniform(15, 60),
             random.choice(["tomato", "gold", "seagreen", "steelblue", "orchid"]),
         )
+
+    def control(self, shape: Shape) -> object:
+        """A slider (ipywidgets) that moves ``shape`` left and right, for a
+        notebook attached to the app: ``scene.control(scene.shapes[0])``.
+        The slider follows the shape too, when anything else moves it."""
+        from ipywidgets import IntSlider  # only when a notebook asks: the app runs without ipywidgets
+
+        slider = IntSlider(value=round(shape.x), min=0, max=self.width, description=f"{shape.kind} x")
+
+        def moved(change: dict) -> None:
+            if shape.x != change["new"]:
+                shape.x = change["new"]
+                self.changed()
+
+        def follow() -> None:
+            if round(shape.x) != slider.value:
+                slider.value = round(shape.x)
+
+        slider.observe(moved, "value")
+        self.listeners.append(follow)
+        return slider
 
     def remove(self, shape: Shape) -> None:
         self.shapes.remove(shape)

@@ -115,6 +115,28 @@ def serve_blocking(name: str = "blender", timeout: float | None = None) -> None:
         served.stop()
 
 
+def location_control(obj: Any = None) -> Any:
+    """Sliders (ipywidgets) for an object's location, the active object by
+    default, for a notebook attached to Blender: moving one moves the
+    object in the viewport.  Runs on Blender's main thread, like every cell."""
+    from ipywidgets import FloatSlider, VBox  # only when a notebook asks: the add-on runs without ipywidgets
+
+    target = obj if obj is not None else bpy.context.view_layer.objects.active
+    if target is None:
+        raise RuntimeError("no active object: select one, or pass it: location_control(D.objects['Cube'])")
+    sliders = []
+    for axis, name in enumerate("xyz"):
+        slider = FloatSlider(value=target.location[axis], min=-10.0, max=10.0, step=0.1,
+                             description=f"{target.name} {name}")  # fmt: skip
+
+        def moved(change: dict[str, Any], axis: int = axis) -> None:
+            target.location[axis] = change["new"]
+
+        slider.observe(moved, "value")
+        sliders.append(slider)
+    return VBox(sliders)
+
+
 def _preferences() -> dict[str, Any]:
     addon = bpy.context.preferences.addons.get(__package__ or __name__)
     if addon is None or addon.preferences is None:
