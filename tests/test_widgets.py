@@ -136,4 +136,5 @@ def test_widgets_shown_with_display_and_in_containers(start_host, connect):
     shown = [c for kind, c in out.outputs if kind == "display_data"]
     assert shown and shown[0]["data"][WIDGET_VIEW]["model_id"] == client.value("box.model_id")
     opened = [c for kind, c in out.outputs if kind == "comm_open"]
-    assert len(opened) == 3 and {c["data"]["state"]["_model_name"] for c in opened} == {"IntSliderModel", "VBoxModel"}
+    names = [c["data"]["state"]["_model_name"] for c in opened]  # layouts and styles are widgets too
+    assert names.count("IntSliderModel") == 2 and names.count("VBoxModel") == 1
