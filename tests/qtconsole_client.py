@@ -27,12 +27,16 @@ widget.kernel_manager, widget.kernel_client = manager, client
 widget.resize(900, 500)
 widget.show()
 deadline = time.monotonic() + 40
-state = {"sent": False}
+state = {"sent": False, "iopub": False}
+# iopub is a subscription: until a message arrives on it, output may be missed (ZeroMQ's slow joiner).
+client.iopub_channel.message_received.connect(lambda msg: state.__setitem__("iopub", True))
 
 
 def step() -> None:
     text = widget._control.toPlainText()
-    if not state["sent"] and "In [" in text:  # the banner and first prompt are there: the kernel answered
+    # The banner and the first, empty prompt are there and nothing runs: the console is ready for input.
+    ready = text.rstrip().endswith("In [1]:") and not widget._executing and state["iopub"]
+    if not state["sent"] and ready:
         widget.execute(code)
         state["sent"] = True
     found = state["sent"] and expected in text.split(code, 1)[-1]

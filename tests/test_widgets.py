@@ -138,3 +138,30 @@ def test_widgets_shown_with_display_and_in_containers(start_host, connect):
     opened = [c for kind, c in out.outputs if kind == "comm_open"]
     names = [c["data"]["state"]["_model_name"] for c in opened]  # layouts and styles are widgets too
     assert names.count("IntSliderModel") == 2 and names.count("VBoxModel") == 1
+
+
+def test_a_host_comm_target_with_binary_buffers_over_real_sockets(start_host, connect):
+    host = start_host("asyncio")
+    client = connect(host.connection_file)
+    client.run(
+        "def echo(comm, msg):\n"
+        "    comm.on_msg(lambda m: comm.send({'sizes': [len(b) for b in m['buffers']]},"
+        " buffers=[bytes(reversed(bytes(b))) for b in m['buffers']]))\n"
+        "kernel.register_comm_target('echo', echo)"
+    )
+    kc = client.kc
+    kc.shell_channel.send(kc.session.msg("comm_open", {"comm_id": "b1", "target_name": "echo", "data": {}}))
+    payload = bytes(range(256)) * 4
+    message = kc.session.msg("comm_msg", {"comm_id": "b1", "data": {}})
+    kc.session.send(kc.shell_channel.socket, message, buffers=[payload, b"\x00\xff"])
+
+    def echoed() -> Any:
+        while kc.iopub_channel.msg_ready():
+            msg = kc.get_iopub_msg(timeout=1)
+            if msg["msg_type"] == "comm_msg" and msg["content"]["comm_id"] == "b1":
+                return msg
+        return None
+
+    msg = wait_until(echoed, timeout=10, what="the host's answer with buffers")
+    assert msg["content"]["data"] == {"sizes": [1024, 2]}
+    assert [bytes(b) for b in msg["buffers"]] == [payload[::-1], b"\xff\x00"]

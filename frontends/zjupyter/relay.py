@@ -55,19 +55,15 @@ from zembed.frontend import (
     Session,
     __version__,
     describe_crash,
-    open_client_sockets,
-    pid_gone,
     read_connection_file,
-    report_for,
-    resolve,
 )
+
+from ._host import HostLink, find_host
 
 log = logging.getLogger("zjupyter.relay")
 
 LOOK_EVERY = 0.5  # seconds between looks for a host while none is attached
 CHECK_EVERY = 0.1  # seconds between looks at the host's heartbeat and pid
-PING_EVERY = 0.5  # seconds between heartbeat pings to the host
-PING_TIMEOUT = 0.8  # a ping unanswered this long is a miss; two misses are a death
 REQUEST_CHANNELS = ("shell", "control", "stdin")
 FRONT_SOCKETS = {"shell": zmq.ROUTER, "control": zmq.ROUTER, "stdin": zmq.ROUTER, "iopub": zmq.XPUB, "hb": zmq.ROUTER}
 DELIMITER = b"<IDS|MSG>"
@@ -82,67 +78,6 @@ QUIET_ANSWERS: dict[str, dict[str, Any]] = {
     "comm_info_request": {"status": "ok", "comms": {}},
     "interrupt_request": {"status": "ok"},
 }
-
-
-class HostLink:
-    """The relay's sockets to one host, and what is known of its life."""
-
-    def __init__(self, context: zmq.Context[Any], record: KernelRecord) -> None:
-        self.record = record
-        self.info = record.info
-        self.session = Session(str(self.info["key"]).encode(), username="zembed-relay")
-        self.identity = f"relay-{os.getpid()}-{self.session.session_id[:8]}".encode()
-        self._context = context
-        self.sockets: dict[str, zmq.Socket[Any]] = open_client_sockets(
-            context, self.info, self.identity, ("shell", "control", "stdin", "iopub")
-        )
-        self.local = self.info.get("transport") == "ipc" or str(self.info.get("ip", "")).startswith("127.")
-        self._heartbeat: zmq.Socket[Any] | None = None
-        self._ping_sent: float | None = None
-        self._next_ping = 0.0
-        self.misses = 0
-
-    @property
-    def app(self) -> str:
-        return self.record.app or "?"
-
-    @property
-    def pid(self) -> int | None:
-        return self.record.pid
-
-    def who(self) -> str:
-        return f"{self.app} (pid {self.pid})" if self.pid else self.app
-
-    def heartbeat(self) -> zmq.Socket[Any]:
-        if self._heartbeat is None:
-            self._heartbeat = open_client_sockets(self._context, self.info, self.identity, ("hb",))["hb"]
-        return self._heartbeat
-
-    def check(self, now: float) -> bool:
-        """Ping and count misses; False once the host is gone."""
-        if self.local and self.pid is not None and pid_gone(self.pid):
-            return False
-        beat = self.heartbeat()
-        if self._ping_sent is not None:
-            if beat.poll(0):
-                beat.recv()
-                self._ping_sent, self.misses = None, 0
-            elif now - self._ping_sent > PING_TIMEOUT:
-                self.misses += 1
-                beat.close()  # a REQ that missed its answer cannot ask again
-                self._heartbeat, self._ping_sent = None, None
-                if self.misses >= 2:
-                    return False
-        if self._ping_sent is None and now >= self._next_ping:
-            self.heartbeat().send(b"ping")
-            self._ping_sent, self._next_ping = now, now + PING_EVERY
-        return True
-
-    def close(self) -> None:
-        for sock in self.sockets.values():
-            sock.close()
-        if self._heartbeat is not None:
-            self._heartbeat.close()
 
 
 class Relay:
@@ -393,7 +328,7 @@ class Relay:
         host = self.host
         assert host is not None
         self._detach(poller)
-        report = self._crash_report(host)
+        report = host.crash_report()
         why = f"{host.who()} died"
         if report is not None:
             why += f": {describe_crash(report)}"
@@ -413,16 +348,6 @@ class Relay:
             del self.pending[msg_id]
         self._publish("status", {"execution_state": "restarting"})
         self._looking.set()
-
-    def _crash_report(self, host: HostLink) -> dict[str, Any] | None:
-        meta = host.info.get("zembed")
-        app_dir = meta.get("app_dir") if isinstance(meta, dict) else None
-        if not isinstance(app_dir, str) or host.pid is None or not host.local:
-            return None
-        try:
-            return report_for(Path(app_dir), host.pid, wait=0.5)
-        except OSError:
-            return None
 
     def _detach(self, poller: zmq.Poller) -> None:
         host = self.host
@@ -470,18 +395,6 @@ class Relay:
                 self._found.put(record)
             else:
                 self._stopping.wait(LOOK_EVERY)
-
-
-def find_host(app: str) -> KernelRecord | None:
-    """The newest live host of app ``app``, or None.  Only zembed hosts
-    count: a relay (or any other kernel) is never relayed to."""
-    try:
-        record = resolve(app, timeout=0.5)
-    except (ConnectionFileError, OSError):
-        return None
-    if record.app != app or record.state not in ("live", "busy"):
-        return None
-    return record
 
 
 def main(argv: list[str] | None = None) -> int:
