@@ -101,14 +101,15 @@ def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[
     removal.add_argument("name")
     removal.set_defaults(run=kernelspec_command)
 
-    relay = commands.add_parser(
-        "relay", help="serve a running host as a Jupyter kernel: relay APP -f FILE (kernelspecs start this)"
-    )
+    relay = commands.add_parser(  # its --help is the relay's own: every argument is passed on
+        "relay", help="serve a running host as a Jupyter kernel: relay APP -f FILE (kernelspecs start this)",
+        add_help=False,
+    )  # fmt: skip
     relay.set_defaults(run=relay_command, takes_extra=True)
 
     for which in ("lab", "notebook"):
         server = commands.add_parser(which, help=f"start Jupyter{'Lab' if which == 'lab' else ' Notebook'} "
-                                     "with every live host offered as a kernel")  # fmt: skip
+                                     "with every live host offered as a kernel", add_help=False)  # fmt: skip
         server.set_defaults(run=lab_command, which=which, takes_extra=True)  # the rest goes to the server
 
 
