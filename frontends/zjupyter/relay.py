@@ -28,8 +28,9 @@ crash report if the host left one) and an error reply; iopub says
 the relay looks for a live host of the same app every ``LOOK_EVERY``
 seconds and, when one is there, attaches to it and says so.
 
-One thread runs the sockets (``zmq.Poller``, nothing blocks in it); one
-looks for hosts (probing heartbeats blocks) and hands what it finds over.
+One thread runs the sockets (``zmq.Poller``; it blocks only for the half
+second a dead host gets to finish its crash report); one looks for hosts
+(probing heartbeats blocks) and hands what it finds over.
 """
 
 from __future__ import annotations
