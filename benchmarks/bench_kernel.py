@@ -3,8 +3,10 @@
     python benchmarks/bench_kernel.py [--rounds 3] [--json results.json]
 
 Every round starts fresh host processes (benchmarks/bench_host.py) and
-measures each implementation with the same client (``RawClient``: pyzmq
-sockets with jupyter_client's Session doing the signing and JSON).  Ratios
+measures each implementation with the same clients: ``RawClient`` (pyzmq
+sockets with jupyter_client's Session doing the signing and JSON), and
+jupyter_client's own ``BlockingKernelClient``, as jupyter console, nbclient
+and papermill use it (until the reply, and until the request's ``idle``).  Ratios
 are taken per round and the table shows their medians: the machine is
 shared and noisy, so no single run is trusted.
 """
@@ -134,6 +136,47 @@ class Process:
         self.popen.wait()
 
 
+def jupyter_client_round_trips(connection_file: str, executes: int) -> dict[str, float]:
+    """execute `1` with jupyter_client's BlockingKernelClient, as jupyter console,
+    nbclient, papermill and most scripts send it: until the reply, and until
+    the request's ``idle`` status on iopub."""
+    from jupyter_client import BlockingKernelClient
+
+    client = BlockingKernelClient(connection_file=connection_file)
+    client.load_connection_file()
+    client.start_channels(stdin=False, hb=False, control=False)  # the floor server has shell and iopub only
+    try:
+        client.wait_for_ready(timeout=30)
+        replies, idles = [], []
+        for number in range(30 + executes):
+            began = time.perf_counter()
+            msg_id = client.execute("1")
+            while True:
+                reply = client.get_shell_msg(timeout=30)
+                if reply["parent_header"].get("msg_id") == msg_id:
+                    break
+            replied = time.perf_counter()
+            while True:
+                message = client.get_iopub_msg(timeout=30)
+                if (
+                    message["parent_header"].get("msg_id") == msg_id
+                    and message["msg_type"] == "status"
+                    and message["content"]["execution_state"] == "idle"
+                ):
+                    break
+            if number >= 30:  # the first 30 warm up
+                replies.append(replied - began)
+                idles.append(time.perf_counter() - began)
+    finally:
+        client.stop_channels()
+    return {
+        "jc_reply_p50_ms": percentile(replies, 50) * 1000,
+        "jc_reply_p99_ms": percentile(replies, 99) * 1000,
+        "jc_idle_p50_ms": percentile(idles, 50) * 1000,
+        "jc_idle_p99_ms": percentile(idles, 99) * 1000,
+    }
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
@@ -172,6 +215,7 @@ def measure_kernel(kind: str, args: argparse.Namespace, pythonpath: str | None =
         lat = timed(lambda: client.execute("1"), args.executes)
         result["exec_p50_ms"] = percentile(lat, 50) * 1000
         result["exec_p99_ms"] = percentile(lat, 99) * 1000
+        result.update(jupyter_client_round_trips(host.info["connection_file"], args.executes))
         comp = timed(
             lambda: client.request("complete_request", {"code": "host.lat", "cursor_pos": 8}), args.executes // 2
         )
@@ -208,6 +252,7 @@ def measure_floor(args: argparse.Namespace) -> dict[str, float]:
         big = timed(lambda: client.execute("'x' * 10_000_000"), 5)
         client.close()
         return {
+            **jupyter_client_round_trips(server.info["connection_file"], args.executes),
             "exec_p50_ms": percentile(lat, 50) * 1000,
             "exec_p99_ms": percentile(lat, 99) * 1000,
             "result_10mb_ms": statistics.median(big) * 1000,
@@ -235,6 +280,10 @@ ROWS = [
     # (label, metric, compare with, target as text, passes(ratio or values))
     ("execute `1` p50 (ms)", "exec_p50_ms"),
     ("execute `1` p99 (ms)", "exec_p99_ms"),
+    ("jupyter_client: reply p50 (ms)", "jc_reply_p50_ms"),
+    ("jupyter_client: reply p99 (ms)", "jc_reply_p99_ms"),
+    ("jupyter_client: idle p50 (ms)", "jc_idle_p50_ms"),
+    ("jupyter_client: idle p99 (ms)", "jc_idle_p99_ms"),
     ("complete p50 (ms)", "complete_p50_ms"),
     ("import+start to kernel_info (s)", "startup_s"),
     ("RSS added (MB)", "rss_added_mb"),

@@ -58,6 +58,8 @@ def main() -> None:
                 parent=parent,
             )
             reply = {"status": "ok", "execution_count": count, "user_expressions": {}, "payload": []}
+        elif msg["header"]["msg_type"] == "kernel_info_request":  # what jupyter_client's wait_for_ready reads
+            reply = {"status": "ok", "protocol_version": "5.5", "language_info": {"name": "python"}, "banner": ""}
         else:
             reply = {"status": "ok", "matches": [], "cursor_start": 0, "cursor_end": 0, "metadata": {}}
         session.send(shell, msg["header"]["msg_type"].replace("_request", "_reply"), reply, parent=parent, ident=idents)
