@@ -292,8 +292,14 @@ def test_a_slider_on_the_page_drives_the_host_and_back(start_host, connect, jupy
     rename = page.locator(".jp-Dialog")  # JupyterLab offers to rename an Untitled notebook on its first save
     rename.wait_for(timeout=10000)
     rename.locator("button.jp-mod-accept").click()
-    wait_until(lambda: WIDGET_VIEW in json.dumps(server.get("/api/contents/Untitled.ipynb")["content"]), timeout=10,
-               what="the notebook to be saved with its widget")  # fmt: skip
+
+    def saved() -> bool:
+        try:
+            return WIDGET_VIEW in json.dumps(server.get("/api/contents/Untitled.ipynb")["content"])
+        except OSError:  # 400 or 404 while the server writes it
+            return False
+
+    wait_until(saved, timeout=10, what="the notebook to be saved with its widget")
     # A second page opens the same notebook, on the same kernel.
     other = browser.new_page(viewport={"width": 1280, "height": 800})
     other.goto(f"{server.url}/lab/tree/Untitled.ipynb?token={server.token}")
