@@ -175,6 +175,8 @@ def test_the_relay_keeps_the_hosts_key_to_itself(kernelspecs, managers, start_ho
     assert manager.get_connection_info()["key"].decode() != host_key
     relay_pid = manager.provisioner.process.pid
     assert host_key not in Path(f"/proc/{relay_pid}/cmdline").read_text()
+    assert host_key not in Path(manager.connection_file).read_text()  # the frontend's side has its own
+    outputs(client, "1")  # and what came back through the relay was signed with the frontend's key
 
 
 def test_shut_down_ends_the_relay_and_the_host_serves_on(kernelspecs, managers, start_host, connect):

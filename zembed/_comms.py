@@ -21,6 +21,7 @@ never imports it.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import logging
 import sys
@@ -265,16 +266,16 @@ class Comms:
             package.create_comm, package.get_comm_manager = saved
 
 
-_COMM_INSTALLED: list[bool] = []
+@functools.cache
+def _comm_installed() -> bool:
+    return importlib.util.find_spec("comm") is not None
 
 
 def _comm_package() -> Any:
     """The ``comm`` package if it is installed (imported on first need), else None."""
     if "comm" in sys.modules:
         return sys.modules["comm"]
-    if not _COMM_INSTALLED:
-        _COMM_INSTALLED.append(importlib.util.find_spec("comm") is not None)
-    if not _COMM_INSTALLED[0]:
+    if not _comm_installed():
         return None
     import comm
 

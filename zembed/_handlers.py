@@ -339,6 +339,9 @@ def comm_close(kernel: KernelServices, request: Request) -> None:
     return None
 
 
+_debug_seq = itertools.count(1)  # the "seq" of the Debug Adapter Protocol responses this kernel sends
+
+
 def debug(kernel: KernelServices, request: Request) -> Content:
     """JupyterLab offers its debugger to kernels it does not know: answer
     with a Debug Adapter Protocol failure (``kernel_info`` says
@@ -354,8 +357,6 @@ def debug(kernel: KernelServices, request: Request) -> Content:
         "body": {},
     }
 
-
-_debug_seq = itertools.count(1)
 
 SOCKET_THREAD: dict[str, Handler] = {
     "kernel_info_request": kernel_info,

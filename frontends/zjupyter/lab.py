@@ -24,7 +24,7 @@ from typing import Any
 
 from jupyter_client.kernelspec import KernelSpec, KernelSpecManager, NoSuchKernel
 
-from zembed.frontend import ConnectionFileError, KernelRecord, resolve, runtime_dir
+from zembed.frontend import ConnectionFileError, KernelRecord, read_connection_file, resolve, runtime_dir
 
 from .kernelspec import SPEC_PREFIX, relay_spec, spec_name
 
@@ -41,14 +41,18 @@ def live_hosts() -> dict[str, KernelRecord]:
     apps_seen: set[str] = set()
     for path in paths:
         try:
+            meta = read_connection_file(path).get("zembed")
+            app = meta.get("app") if isinstance(meta, dict) else None
+            # Only zembed hosts are probed, and only until an app's newest live one is found:
+            # relays and other kernels (the server's own among them) cost no heartbeat.
+            if not isinstance(app, str) or app in apps_seen:
+                continue
             record = resolve(str(path), timeout=0.3)
         except (ConnectionFileError, OSError, ValueError):
             continue
-        app = record.app
-        if app is None or app in apps_seen or record.state not in ("live", "busy"):
-            continue
-        apps_seen.add(app)
-        found[spec_name(app)] = record
+        if record.state in ("live", "busy"):
+            apps_seen.add(app)
+            found[spec_name(app)] = record
     return found
 
 
