@@ -21,6 +21,7 @@ from typing import Any
 from zembed._cell import Cells
 from zembed._comms import Comms
 from zembed._config import load_config
+from zembed._debugger import Debugger
 from zembed._kernel_history import History
 from zembed._magics import Magics, install_builtins
 from zembed._outbox import Outbox
@@ -87,6 +88,7 @@ class MemoryKernel:
         self.outbox = Outbox(self.session, self.transport, self.history)
         self.cells = Cells()
         self.comms = Comms(self)
+        self.debugger = Debugger(self)
         self.adapter = PollLoop()
         self.router = Router(self, self.adapter, halted=lambda: False, after_batch=lambda: None)
         self.detach_calls: list[bool] = []

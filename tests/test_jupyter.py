@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import HOSTS, ROOT, wait_until
+from conftest import HOSTS, ROOT, Client, wait_until
+from dap import Dap
 from jupyter_client import KernelManager
 
 pytestmark = pytest.mark.timeout(120)
@@ -265,6 +266,36 @@ def test_the_relay_waits_for_a_host_that_is_not_there_yet(kernelspecs, managers,
     assert client.complete("pri", reply=True, timeout=5)["content"]["matches"] == []  # quiet, not an error
     start_host("asyncio", "--name", "later")
     wait_until(lambda: outputs(client, "1")[0]["status"] == "ok", timeout=15, what="the relay to attach")
+
+
+def test_the_debugger_through_the_relay(kernelspecs, managers, start_host):
+    """JupyterLab's debugger through the relay: the spec says there is one,
+    requests cross it both ways, and while no host is attached each gets
+    a Debug Adapter Protocol failure, not silence."""
+    pytest.importorskip("debugpy")
+    kernelspecs("dbg")
+    spec = json.loads((Path(os.environ["JUPYTER_PATH"]) / "kernels" / "zembed-dbg" / "kernel.json").read_text())
+    assert spec["metadata"]["debugger"] is True
+    manager, _ = managers("zembed-dbg")
+    front = Client(manager.connection_file)
+    try:
+        dap = Dap(front)
+        alone = dap("initialize", adapterID="python")
+        assert alone["success"] is False and "no live host" in alone["message"], alone
+        start_host("asyncio", "--name", "dbg")
+        wait_until(lambda: outputs(front.kc, "1")[0]["status"] == "ok", timeout=15, what="the relay to attach")
+        dap.start()
+        cell = "x = 41\nx += 1\n"
+        dap.break_in_cell(cell, 2)
+        msg_id = front.kc.execute(cell)
+        thread = dap.event("stopped")["body"]["threadId"]
+        frame = dap.ok("stackTrace", threadId=thread)["stackFrames"][0]
+        assert dap.ok("evaluate", expression="x", frameId=frame["id"], context="repl")["result"] == "41"
+        dap.ok("continue", threadId=thread)
+        assert front.shell_reply(msg_id)["content"]["status"] == "ok"
+        dap.ok("disconnect")
+    finally:
+        front.close()
 
 
 def test_every_client_sees_the_others(kernelspecs, managers, start_host, connect):

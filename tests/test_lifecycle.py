@@ -66,8 +66,8 @@ def test_kernel_and_loops_surface_is_pinned():
     finally:
         kernel.stop()
     assert attributes == [
-        "app_dir", "cells", "comms", "config", "connection_file", "connection_info", "crashes", "execution_count",
-        "failure", "history", "name", "namespace", "outbox", "session", "started",
+        "app_dir", "cells", "comms", "config", "connection_file", "connection_info", "crashes", "debugger",
+        "execution_count", "failure", "history", "name", "namespace", "outbox", "session", "started",
     ]  # fmt: skip
     assert sorted(zembed.loops.__all__) == ["CallableLoop", "LoopAdapter", "PollLoop", "resolve_loop"]
 

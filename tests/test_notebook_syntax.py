@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 from memory import MemoryKernel
 
+from zembed._debugger import available as debugger_available
 from zembed._syntax import transform
 
 
@@ -100,13 +101,15 @@ def test_what_is_left_alone():
         assert transform(code) == code
 
 
-def test_debug_request_gets_a_dap_failure(kernel):
-    exchange = kernel.ask("debug_request", {"type": "request", "seq": 7, "command": "debugInfo"}, channel="control")
+def test_debug_requests_before_the_debugger_starts_get_dap_answers(kernel):
+    exchange = kernel.ask("debug_request", {"type": "request", "seq": 7, "command": "stackTrace"}, channel="control")
     reply = exchange.content
     assert exchange.reply.msg_type == "debug_reply"
     assert reply["type"] == "response" and reply["success"] is False and reply["request_seq"] == 7
-    assert reply["command"] == "debugInfo" and "no debugger" in reply["message"]
-    assert kernel.ask("kernel_info_request").content["debugger"] is False
+    assert reply["command"] == "stackTrace" and "not started" in reply["message"]
+    info = kernel.ask("debug_request", {"type": "request", "seq": 8, "command": "debugInfo"}, channel="control")
+    assert info.content["success"] is True and info.content["body"]["isStarted"] is False
+    assert kernel.ask("kernel_info_request").content["debugger"] is debugger_available()
 
 
 def test_through_a_host_and_jupyter_client(host_and_client):

@@ -10,13 +10,13 @@ objects; all others run on the host's thread.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import os
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ._debugger import available as debugger_available
 from ._execute import error_content
 from ._protocol import PROTOCOL_VERSION, Message
 from ._ratelimit import RateLimitedLog
@@ -36,12 +36,13 @@ Handler = Callable[["KernelServices", "Request"], Content | None]
 class Request:
     """One request being handled: where its replies and outputs go."""
 
-    __slots__ = ("kernel", "channel", "message", "afterwards", "history_change")
+    __slots__ = ("kernel", "channel", "message", "afterwards", "history_change", "deferred")
 
     def __init__(self, kernel: KernelServices, channel: str, message: Message) -> None:
         self.kernel, self.channel, self.message = kernel, channel, message
         self.afterwards: list[Callable[[], None]] = []  # run after this request's idle
         self.history_change = 0  # the reply waits until the history has committed this change
+        self.deferred = False  # answered later, by finish(), from another thread
 
     @property
     def content(self) -> Content:
@@ -61,6 +62,11 @@ class Request:
             after_history=self.history_change,
         )
 
+    def finish(self, content: Content) -> None:
+        """Reply to a request a handler deferred, then say idle (any thread)."""
+        self.reply(content)
+        self.publish("status", {"execution_state": "idle"})
+
 
 def handle(kernel: KernelServices, channel: str, message: Message, table: dict[str, Handler]) -> None:
     """Answer one request with the handler ``table`` has for its type."""
@@ -79,8 +85,11 @@ def handle(kernel: KernelServices, channel: str, message: Message, table: dict[s
     except Exception as exc:  # a signed but malformed request: answer it
         _refused.warning("zembed: bad %s: %s: %s", msg_type, type(exc).__name__, exc)
         content = _error_reply(exc)
+        request.deferred = False  # it failed before deferring its answer: answered here
     if content is not None:
         request.reply(content)
+    if request.deferred:
+        return
     request.publish("status", {"execution_state": "idle"})
     for callback in request.afterwards:
         callback()
@@ -134,8 +143,8 @@ def kernel_info(kernel: KernelServices, request: Request) -> Content:
         },
         "banner": _banner(kernel),
         "help_links": [{"text": "zembed documentation", "url": "https://zembed.readthedocs.io"}],
-        "supported_features": [],
-        "debugger": False,
+        "supported_features": ["debugger"] if debugger_available() else [],
+        "debugger": debugger_available(),
         "zembed": {
             "app": kernel.name,
             "pid": _pid(),
@@ -148,6 +157,7 @@ def kernel_info(kernel: KernelServices, request: Request) -> Content:
             "crashes": kernel.crashes,
             "history": {"session": kernel.history.session_if_ready, "problem": kernel.history.problem},
             "encrypted": "curve_publickey" in kernel.connection_info,
+            "debugger": kernel.debugger.status(),
         },
     }
 
@@ -206,6 +216,7 @@ def execute(kernel: KernelServices, request: Request) -> Content:
     # Shown in tracebacks; cells that are not counted get a unique name so
     # linecache never serves another cell's source.
     filename = f"<In [{count}]>" if store_history else f"<In [-] {request.message.msg_id[:8]}>"
+    filename = kernel.debugger.cell_file(code) or filename  # while debugging: the name the frontend set breakpoints on
 
     def ask_input(prompt: str, password: bool) -> str:
         parent = request.message
@@ -339,23 +350,12 @@ def comm_close(kernel: KernelServices, request: Request) -> None:
     return None
 
 
-_debug_seq = itertools.count(1)  # the "seq" of the Debug Adapter Protocol responses this kernel sends
-
-
-def debug(kernel: KernelServices, request: Request) -> Content:
-    """JupyterLab offers its debugger to kernels it does not know: answer
-    with a Debug Adapter Protocol failure (``kernel_info`` says
-    ``debugger: false``), never a Jupyter error it cannot read."""
-    content = request.content
-    return {
-        "seq": next(_debug_seq),
-        "type": "response",
-        "request_seq": content.get("seq", 0) if isinstance(content.get("seq"), int) else 0,
-        "success": False,
-        "command": str(content.get("command", "")),
-        "message": "zembed has no debugger: kernel_info advertises none",
-        "body": {},
-    }
+def debug(kernel: KernelServices, request: Request) -> None:
+    """The Jupyter debug protocol (``_debugger``): answered when its
+    answer is ready, from the debugger's thread or the host's."""
+    request.deferred = True
+    kernel.debugger.handle(request)
+    return None
 
 
 SOCKET_THREAD: dict[str, Handler] = {

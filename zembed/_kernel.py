@@ -40,6 +40,7 @@ from ._cell import Cells
 from ._comms import Comms, TargetCallback
 from ._config import KernelConfig
 from ._connection import app_data_dir, write_connection_file
+from ._debugger import Debugger
 from ._errors import ConnectionFileError, UsageError
 from ._kernel_history import History
 from ._outbox import Outbox
@@ -90,6 +91,7 @@ class Kernel:
         self.failure: BaseException | None = None
         self.cells = Cells()  # the running cell, and the leaves swapped in while it runs
         self.comms = Comms(self)  # comm targets and open comms (widgets)
+        self.debugger = Debugger(self)  # the Jupyter debug protocol; nothing runs until a client starts it
         self._stop_requested = False  # stop() was called from a cell: stop once its request is answered
         self._stop_callbacks: list[Callable[[], None]] = []
         self._stop_lock = threading.Lock()
@@ -237,7 +239,10 @@ class Kernel:
         """Raise KeyboardInterrupt in the running cell, or, when a cell was
         sent but has not started yet, in that cell as it starts (a Ctrl-C
         right after Enter); False if there is neither."""
-        return self.cells.interrupt(self._queue.has("execute_request"))
+        waiting = self._queue.has("execute_request")
+        if self.debugger.resume_then(lambda: self.cells.interrupt(waiting)):
+            return True  # stopped at a breakpoint: it runs on, then the interrupt lands
+        return self.cells.interrupt(waiting)
 
     def stop(self) -> None:
         """Close sockets, join threads, remove the connection file.  Idempotent.
@@ -262,6 +267,7 @@ class Kernel:
                 callback()
             except Exception:
                 log.exception("zembed: a stop callback failed")
+        self.debugger.close()
         self.cells.close()
         # The file goes first: a client that sees the heartbeat stop and
         # the file gone knows the kernel was stopped, not killed.

@@ -34,6 +34,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ._debugger import mark_untraced
 from ._private import open_private, private_dir
 
 log = logging.getLogger("zembed")
@@ -76,6 +77,7 @@ class History:
         self._read_lock = threading.Lock()
         self._reader: sqlite3.Connection | None = None
         self._writer = threading.Thread(target=self._run, name="zembed-history", daemon=True)
+        mark_untraced(self._writer)
         self._writer.start()
 
     # -- the host's thread ----------------------------------------------------

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from ._cell import Cells
     from ._comms import Comms
     from ._config import KernelConfig
+    from ._debugger import Debugger
     from ._kernel_history import History
     from ._magics import Magics
     from ._outbox import Outbox
@@ -39,6 +40,7 @@ class KernelServices(Protocol):
     cells: Cells
     history: History
     comms: Comms
+    debugger: Debugger
 
     @property
     def loop(self) -> str: ...

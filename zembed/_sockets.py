@@ -33,6 +33,7 @@ from typing import Any, Protocol
 
 import zmq
 
+from ._debugger import mark_untraced
 from ._errors import MalformedMessage, ProtocolError
 from ._protocol import Message, Session
 from ._ratelimit import RateLimitedLog
@@ -136,6 +137,7 @@ class SocketThread(threading.Thread):
         on_failure: Callable[[BaseException], None] = lambda exc: None,
     ) -> None:
         super().__init__(name="zembed-sockets", daemon=True)
+        mark_untraced(self)  # answers while the host's thread is stopped at a breakpoint
         self._on_failure = on_failure
         self._context = context
         self._sockets = sockets
@@ -337,6 +339,7 @@ class Heartbeat:
         self._remote = context.socket(zmq.PAIR)
         self._remote.connect(address)
         self._thread = threading.Thread(target=self._run, name="zembed-heartbeat", daemon=True)
+        mark_untraced(self._thread)
 
     def start(self) -> None:
         self._thread.start()

@@ -45,7 +45,7 @@ def relay_spec(app: str, display_name: str | None = None, *, forward_shutdown: b
         "display_name": display_name or f"{app} (zembed)",
         "language": "python",
         "interrupt_mode": "message",
-        "metadata": {METADATA_KEY: {"kind": "relay", "app": app}, "debugger": False},
+        "metadata": {METADATA_KEY: {"kind": "relay", "app": app}, "debugger": True},
     }
 
 
@@ -59,7 +59,7 @@ def launch_spec(app: str, command: list[str], display_name: str | None = None) -
         "display_name": display_name or f"{app} (new host)",
         "language": "python",
         "interrupt_mode": "message",
-        "metadata": {METADATA_KEY: {"kind": "launch", "app": app, "command": command}, "debugger": False},
+        "metadata": {METADATA_KEY: {"kind": "launch", "app": app, "command": command}, "debugger": True},
     }
 
 

@@ -224,7 +224,7 @@ class Relay:
         host = self.host
         if host is None:
             if msg_type.endswith("_request"):
-                self._answer_alone(channel, idents, header)
+                self._answer_alone(channel, idents, header, parts)
             return
         if msg_type.endswith("_request"):
             self.pending[str(header.get("msg_id"))] = (channel, idents, parts[0])
@@ -242,12 +242,14 @@ class Relay:
         log.info("zjupyter relay: shut down by the frontend%s", " (restart)" if restart else "")
         self.stop()
 
-    def _answer_alone(self, channel: str, idents: list[bytes], header: dict[str, Any]) -> None:
+    def _answer_alone(self, channel: str, idents: list[bytes], header: dict[str, Any], parts: list[bytes]) -> None:
         """A request while no host is attached: answered now."""
         msg_type = str(header["msg_type"])
         self._publish("status", {"execution_state": "busy"}, header)
         if msg_type == "kernel_info_request":
             self._reply(channel, idents, header, "kernel_info_reply", self._kernel_info())
+        elif msg_type == "debug_request":  # a Debug Adapter Protocol failure, which a debugger panel shows
+            self._reply(channel, idents, header, "debug_reply", self._debug_failure(parts))
         elif msg_type in QUIET_ANSWERS:
             self._reply(channel, idents, header, msg_type.replace("_request", "_reply"), QUIET_ANSWERS[msg_type])
         else:
@@ -256,6 +258,23 @@ class Relay:
                 self._publish("error", error, header)
             self._reply(channel, idents, header, msg_type.replace("_request", "_reply"), {"status": "error", **error})
         self._publish("status", {"execution_state": "idle"}, header)
+
+    def _debug_failure(self, parts: list[bytes]) -> dict[str, Any]:
+        try:
+            request = orjson.loads(parts[3])
+        except (ValueError, IndexError):
+            request = {}
+        request = request if isinstance(request, dict) else {}
+        seq = request.get("seq")
+        return {
+            "seq": 0,
+            "type": "response",
+            "request_seq": seq if isinstance(seq, int) else 0,
+            "success": False,
+            "command": str(request.get("command", "")),
+            "message": str(self._not_attached_error()["evalue"]),
+            "body": {},
+        }
 
     def _not_attached_error(self) -> dict[str, Any]:
         why = self.gone or f"no live host of app {self.app!r} is running"
