@@ -312,3 +312,67 @@ def test_a_slider_on_the_page_drives_the_host_and_back(start_host, connect, jupy
     wait_for_readout(other, "12")
     wait_for_readout(page, "12")
     shot(other, "9-a-second-page-in-sync")
+
+
+def toggle_debugger(page: Any, on: bool) -> None:
+    """Click the notebook's bug button until it shows the debugger ``on``
+    (the button is live only once the page has read the kernel's info)."""
+    bug = page.locator(".jp-DebuggerBugButton").first
+    deadline = time.monotonic() + 30
+    while bug.get_attribute("aria-pressed") != str(on).lower():
+        assert time.monotonic() < deadline, f"the debugger did not turn {'on' if on else 'off'}"
+        bug.click()
+        try:
+            page.wait_for_selector(
+                f'.jp-DebuggerBugButton[aria-pressed="{str(on).lower()}"]', state="attached", timeout=3000
+            )
+        except Exception:  # playwright's TimeoutError: click again
+            continue
+
+
+def test_the_debugger_stops_a_cell_on_the_host(start_host, connect, jupyter_server, browser):
+    """JupyterLab's own debugger: turn it on, a breakpoint in a cell, run it:
+    the page shows the stopped line and its variables while the host's
+    thread waits there; continue, and the cell finishes on the host."""
+    pytest.importorskip("debugpy")
+    host = start_host("asyncio", "--name", "scene")
+    server = jupyter_server("lab")
+    page = browser.new_page(viewport={"width": 1400, "height": 850})
+    page.goto(f"{server.url}/lab?token={server.token}")
+    card = page.locator('.jp-LauncherCard[data-category="Notebook"][title="scene (zembed, running)"]')
+    card.wait_for(timeout=60000)
+    card.click()
+    page.locator(".jp-Notebook .jp-Cell .cm-content").first.wait_for(timeout=30000)
+    kernel_idle(page)
+
+    toggle_debugger(page, on=True)  # offered because kernel_info, from the host through the relay, says so
+    variables = page.locator(".jp-DebuggerVariables").first
+    wait_until(lambda: "host" in variables.inner_text(), timeout=20, what="the host's namespace in the panel")
+
+    cell = page.locator(".jp-Notebook .jp-Cell").first
+    cell.locator(".cm-content").click()
+    page.keyboard.type("a = 20\nb = a + 1\nc = b * 2\nprint('c is', c)")
+    cell.locator(".cm-breakpoint-gutter .cm-gutterElement").nth(2).click()  # line 2 (the first is a spacer)
+    page.locator(".jp-DebuggerBreakpoint").first.wait_for(timeout=10000)
+    page.keyboard.press("Shift+Enter")
+
+    stopped = page.locator(".jp-DebuggerEditor-highlight").first
+    stopped.wait_for(timeout=30000)
+    assert stopped.inner_text() == "b = a + 1"
+    wait_until(lambda: "20" in variables.inner_text(), timeout=10, what="a = 20 in the variables panel")
+    callstack = page.locator(".jp-DebuggerCallstack").first.inner_text()
+    assert "host.py" in callstack  # the host's own frames under the cell's
+    assert not host.frames_on(timeout=1.5), "the host's frame loop ran on while its thread was stopped"
+    shot(page, "debugger-1-stopped-in-a-cell")
+
+    page.locator('jp-button[title="Continue (F9)"], button[title="Continue (F9)"]').first.click()
+    assert "c is 42" in output_of(cell, "c is")
+    assert host.frames_on(timeout=10)
+    shot(page, "debugger-2-continued")
+    toggle_debugger(page, on=False)  # the debugger off: the host is as it was
+    client = connect(host.connection_file)
+    wait_until(
+        lambda: client.value("__import__('sys').gettrace() is None and c == 42"),
+        timeout=10,
+        what="no trace function left on the host's thread",
+    )
