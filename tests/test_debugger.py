@@ -5,6 +5,8 @@ iopub, through jupyter_client, against real host subprocesses."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,7 @@ import pytest
 from conftest import HOSTS, Client, launch_host, wait_until
 from dap import Dap
 from memory import MemoryKernel
+from zconsole._liveness import waiting_reason
 
 from zembed._debugger import HASH_SEED, murmur2
 
@@ -141,9 +144,18 @@ def test_a_breakpoint_in_the_hosts_own_code_is_hit_by_its_frame_loop(debug_host:
     }
     assert int(local["frame"]) > 0
     assert "def tick" in dap.ok("source", source={"path": str(module)})["content"]
+    modules = dap.ok("modules")  # JupyterLab's "kernel sources": where the host's files are found
+    assert {"name": "host_tick", "path": str(module)}.items() <= next(
+        m for m in modules["modules"] if m["name"] == "host_tick"
+    ).items()
+    assert not [m for m in modules["modules"] if "/zembed/" in m["path"]]
     # stopped outside any cell: clients are told it is the debugger, not a busy host
     status = client.control("kernel_info_request")["zembed"]
     assert status["debugger"]["stopped"] is True and status["executing"] is False
+    reason, busy = waiting_reason(status, "another-session")  # what zconsole says of a cell left waiting
+    assert reason is not None and "stopped at a breakpoint" in reason and not busy
+    listing = subprocess.run([sys.executable, "-m", "zembed", "list"], capture_output=True, text=True, timeout=30)
+    assert f"{host.pid}" in listing.stdout and "debugging" in listing.stdout, listing.stdout
     dap.ok("setBreakpoints", source={"path": str(module)}, breakpoints=[])
     dap.ok("continue", threadId=thread)
     assert host.frames_on(timeout=10)

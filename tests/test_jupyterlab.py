@@ -119,6 +119,18 @@ def kernel_idle(page: Any) -> None:
     page.locator('.jp-Notebook-ExecutionIndicator[data-status="idle"]').first.wait_for(timeout=30000)
 
 
+def open_notebook(browser: Any, server: Server, app: str, width: int, height: int) -> Any:
+    """A page with a new notebook on the running host ``app``, from the launcher, its kernel idle."""
+    page = browser.new_page(viewport={"width": width, "height": height})
+    page.goto(f"{server.url}/lab?token={server.token}")
+    card = page.locator(f'.jp-LauncherCard[data-category="Notebook"][title="{app} (zembed, running)"]')
+    card.wait_for(timeout=60000)
+    card.click()
+    page.locator(".jp-Notebook .jp-Cell .cm-content").first.wait_for(timeout=30000)
+    kernel_idle(page)
+    return page
+
+
 def run_cell(page: Any, code: str) -> Any:
     """Type ``code`` into the notebook's last cell and run it; that cell."""
     cells = page.locator(".jp-Notebook .jp-Cell")
@@ -258,13 +270,7 @@ def wait_for_readout(page: Any, value: str, timeout: float = 20) -> None:
 def test_a_slider_on_the_page_drives_the_host_and_back(start_host, connect, jupyter_server, browser):
     host = start_host("asyncio", "--name", "scene")
     server = jupyter_server("lab")
-    page = browser.new_page(viewport={"width": 1280, "height": 800})
-    page.goto(f"{server.url}/lab?token={server.token}")
-    card = page.locator('.jp-LauncherCard[data-category="Notebook"][title="scene (zembed, running)"]')
-    card.wait_for(timeout=60000)
-    card.click()
-    page.locator(".jp-Notebook .jp-Cell .cm-content").first.wait_for(timeout=30000)
-    kernel_idle(page)
+    page = open_notebook(browser, server, "scene", width=1280, height=800)
     done(run_cell(page, "from ipywidgets import IntSlider; host.slider = IntSlider(value=3, max=100)"))
     run_cell(page, "host.slider")
     try:
@@ -337,13 +343,7 @@ def test_the_debugger_stops_a_cell_on_the_host(start_host, connect, jupyter_serv
     pytest.importorskip("debugpy")
     host = start_host("asyncio", "--name", "scene")
     server = jupyter_server("lab")
-    page = browser.new_page(viewport={"width": 1400, "height": 850})
-    page.goto(f"{server.url}/lab?token={server.token}")
-    card = page.locator('.jp-LauncherCard[data-category="Notebook"][title="scene (zembed, running)"]')
-    card.wait_for(timeout=60000)
-    card.click()
-    page.locator(".jp-Notebook .jp-Cell .cm-content").first.wait_for(timeout=30000)
-    kernel_idle(page)
+    page = open_notebook(browser, server, "scene", width=1400, height=850)
 
     toggle_debugger(page, on=True)  # offered because kernel_info, from the host through the relay, says so
     variables = page.locator(".jp-DebuggerVariables").first

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 from memory import MemoryKernel
 
-from zembed._debugger import available as debugger_available
+from zembed._dap import available as debugger_available
 from zembed._syntax import transform
 
 

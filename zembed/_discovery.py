@@ -46,7 +46,7 @@ class KernelRecord:
     connection_file: Path
     info: dict[str, Any]
     modified: float
-    state: str = "unknown"  # live, busy, dead, unknown (not probed)
+    state: str = "unknown"  # live, busy, debugging (stopped at a breakpoint), dead, unknown (not probed)
     busy_seconds: float = 0.0
     details: dict[str, Any] = field(default_factory=dict)
 
@@ -60,6 +60,11 @@ class KernelRecord:
         meta = self.info.get("zembed")
         pid = meta.get("pid") if isinstance(meta, dict) else None
         return pid if isinstance(pid, int) else None
+
+    @property
+    def alive(self) -> bool:
+        """Probed and answering (perhaps busy, or stopped in the debugger)."""
+        return self.state in ("live", "busy", "debugging")
 
     @property
     def age_seconds(self) -> float:
@@ -125,11 +130,16 @@ def probe(record: KernelRecord, timeout: float = 0.5, context: zmq.Context[Any] 
     record.state = "live"
     details = _kernel_info(record.info, timeout, ctx)
     record.details = details
-    busy = details.get("zembed", {}).get("host_busy_seconds") if isinstance(details.get("zembed"), dict) else None
+    block = details.get("zembed")
+    status: dict[str, Any] = block if isinstance(block, dict) else {}
+    busy = status.get("host_busy_seconds")
     if isinstance(busy, (int, float)):
         record.busy_seconds = float(busy)
         if busy >= BUSY_AFTER:
             record.state = "busy"
+    debugger = status.get("debugger")
+    if isinstance(debugger, dict) and debugger.get("stopped"):
+        record.state = "debugging"  # stopped at a breakpoint: waiting for a person, not hung
     return record
 
 
@@ -188,7 +198,7 @@ def resolve(
     candidates = find_kernels(directory)
     wanted = [r for r in candidates if spec is None or r.matches(str(spec))]
     for record in wanted:  # newest first: the first one alive wins
-        if probe(record, timeout).state in ("live", "busy"):
+        if probe(record, timeout).alive:
             return record
     where = Path(directory) if directory is not None else runtime_dir()
     if not candidates:

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ._debugger import available as debugger_available
+from ._dap import available as debugger_available
 from ._execute import error_content
 from ._protocol import PROTOCOL_VERSION, Message
 from ._ratelimit import RateLimitedLog

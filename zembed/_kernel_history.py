@@ -34,7 +34,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ._debugger import mark_untraced
+from ._dap import mark_untraced
 from ._private import open_private, private_dir
 
 log = logging.getLogger("zembed")

@@ -33,7 +33,7 @@ from typing import Any, Protocol
 
 import zmq
 
-from ._debugger import mark_untraced
+from ._dap import mark_untraced
 from ._errors import MalformedMessage, ProtocolError
 from ._protocol import Message, Session
 from ._ratelimit import RateLimitedLog

@@ -52,7 +52,7 @@ def successor(record: KernelRecord, wait_for: str | None) -> KernelRecord | None
         found = resolve(spec)  # probed: a path comes back whatever its state, a name only when alive
     except (ConnectionFileError, OSError):
         return None
-    return found if found.state in ("live", "busy") else None
+    return found if found.alive else None
 
 
 def crash_report(record: KernelRecord, wait: float = 2.0) -> dict[str, Any] | None:
@@ -114,6 +114,10 @@ def waiting_reason(status: dict[str, Any], own_session: str) -> tuple[str | None
         if running.get("waiting_for_input"):
             return f"waiting for {cell}: it waits for input from that client", False
         return f"waiting for {cell}, running for {float(running.get('seconds') or 0):.0f} s", False
+    debugger = status.get("debugger")
+    if isinstance(debugger, dict) and debugger.get("stopped"):
+        stopped = float(debugger.get("stopped_seconds") or 0)
+        return f"host stopped at a breakpoint for {stopped:.0f} s: continue it from the debugger", False
     seconds = status.get("host_busy_seconds") if not status.get("executing") else None
     away = float(seconds) if isinstance(seconds, (int, float)) else 0.0
     if away < BUSY_AFTER:

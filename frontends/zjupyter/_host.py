@@ -108,6 +108,6 @@ def find_host(app: str) -> KernelRecord | None:
         record = resolve(app, timeout=0.5)
     except (ConnectionFileError, OSError):
         return None
-    if record.app != app or record.state not in ("live", "busy"):
+    if record.app != app or not record.alive:
         return None
     return record

@@ -50,7 +50,7 @@ def live_hosts() -> dict[str, KernelRecord]:
             record = resolve(str(path), timeout=0.3)
         except (ConnectionFileError, OSError, ValueError):
             continue
-        if record.state in ("live", "busy"):
+        if record.alive:
             apps_seen.add(app)
             found[spec_name(app)] = record
     return found
