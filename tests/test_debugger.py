@@ -274,3 +274,19 @@ def test_debug_reply_sits_between_busy_and_idle() -> None:
         json.dumps(reply)
     finally:
         kernel.close()
+
+
+def test_a_client_that_leaves_with_the_host_stopped_does_not_leave_it_stopped(debug_host: Any, connect: Any) -> None:
+    host, client, dap = debug_host()
+    before = host_state(client)
+    dap.start()
+    dap.break_in_cell(CELL, 2)
+    client.kc.execute(CELL)
+    dap.event("stopped")
+    assert not host.frames_on(timeout=1)
+    client.close()  # gone without turning the debugger off (a closed laptop): the last subscriber
+    assert host.frames_on(timeout=10), "the host stayed stopped at a breakpoint for a client that is gone"
+    later = connect(host.connection_file)
+    assert later.value("(a, b, c)") == (1, 2, 6)  # the cell ran on to its end
+    wait_until(lambda: host_state(later) == before, timeout=5, what="the debugger off, nothing left behind")
+    assert Dap(later).ok("debugInfo")["isStarted"] is False

@@ -47,7 +47,7 @@ class Session:
     def __init__(self, debugger: Debugger, kernel: KernelServices) -> None:
         self._debugger = debugger
         self._kernel = kernel
-        self._jobs: queue.SimpleQueue[Request | Callable[[], object] | None] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[Request | Callable[[Session], None] | None] = queue.SimpleQueue()
         self._wake = socket.socketpair()
         self._wire: _Wire | None = None
         self._answers: dict[int, Dap] = {}  # pydevd's responses, by request_seq, until taken
@@ -57,8 +57,9 @@ class Session:
         mark_untraced(self.thread)
         self.thread.start()
 
-    def put(self, job: Request | Callable[[], object] | None) -> None:
-        """Queue a request, an interrupt to deliver (a callable), or None: the kernel stops."""
+    def put(self, job: Request | Callable[[Session], None] | None) -> None:
+        """Queue a request, something to do on the session's thread (a
+        callable, given the session), or None: the kernel stops."""
         self._jobs.put(job)
         try:
             self._wake[1].send(b"\0")
@@ -118,10 +119,11 @@ class Session:
                 if wire is not None:
                     wire.close()
                 return False
-            if callable(job):  # the interrupt lands as the thread leaves pydevd's wait, in the cell
-                job()
-                self._resume_all()
-                self._kernel.call_on_host(self._trace_again)
+            if callable(job):
+                job(self)
+                if not self._debugger.started:
+                    self._stop_tracing()
+                    return False
                 continue
             dap = job.content
             try:
@@ -165,10 +167,7 @@ class Session:
             return response(dap)  # sent by attach already, as pydevd needs it before answering attach
         if command == "disconnect":
             answer = self._forward(dap)
-            self._debugger.started = False
-            self._debugger.breakpoints.clear()
-            self._debugger.stopped_threads.clear()
-            self._debugger.stopped_since = None
+            self._debugger.forget()
             return answer
         if command == "dumpCell":
             code = arguments.get("code")
@@ -363,6 +362,25 @@ class Session:
         answer["request_seq"] = dap["seq"]
         return answer
 
+    def interrupt(self, interrupt: Callable[[], object]) -> None:
+        """An interrupt while the host is stopped: aimed at the cell first,
+        then the thread resumed, so it lands as the thread leaves pydevd's
+        wait, in the cell (resumed first, a short cell would be over)."""
+        interrupt()
+        self._resume_all()
+        self._kernel.call_on_host(self._trace_again)
+
+    def abandon(self) -> None:
+        """The last client left without turning the debugger off: a host
+        stopped at a breakpoint would wait for nobody.  Disconnect as a
+        frontend would (pydevd resumes its threads), and stop."""
+        try:
+            self._ask("disconnect", {"restart": False, "terminateDebuggee": False})
+        except DebuggerError:
+            log.warning("zembed: debugpy did not take the disconnect", exc_info=True)
+        log.info("zembed: the last client left with the debugger on: it is turned off and the host runs on")
+        self._debugger.forget()
+
     def _trace_again(self) -> None:
         """On the host's thread, after an interrupted cell: the interrupt
         left pydevd's trace function by an exception, which unsets it."""
@@ -420,7 +438,7 @@ class Session:
 def _modules(dap: Dap, arguments: Dap) -> Dap:
     """The host's modules that have a Python file, for JupyterLab's "kernel
     sources" (where breakpoints in the host's own code are set)."""
-    listed = []
+    listed: list[Dap] = []
     for module in list(sys.modules.values()):
         origin = getattr(getattr(module, "__spec__", None), "origin", None)
         if isinstance(origin, str) and origin.endswith(".py") and not origin.startswith(PACKAGE_DIR):

@@ -157,8 +157,22 @@ class Debugger:
         with self._lock:
             if self._session is None or not self.stopped_threads:
                 return False
-            self._session.put(callback)
+            self._session.put(lambda session: session.interrupt(callback))
             return True
+
+    def clients_gone(self) -> None:
+        """No client is subscribed any more (socket thread): if the
+        debugger is on, it is turned off, so a stopped host runs on."""
+        with self._lock:
+            if self._session is not None and self.started:
+                self._session.put(lambda session: session.abandon())
+
+    def forget(self) -> None:
+        """The session is over: nothing to restore for the next frontend."""
+        self.started = False
+        self.breakpoints.clear()
+        self.stopped_threads.clear()
+        self.stopped_since = None
 
     # -- the host's thread -----------------------------------------------------------
 
