@@ -16,12 +16,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from zembed._cell import Cells
 from zembed._comms import Comms
 from zembed._config import load_config
-from zembed._debugger import Debugger
 from zembed._kernel_history import History
 from zembed._magics import Magics, install_builtins
 from zembed._outbox import Outbox
@@ -29,6 +28,9 @@ from zembed._profiling import install as install_profiling
 from zembed._protocol import Message, Session, new_key
 from zembed._routing import Router
 from zembed.loops import PollLoop
+
+if TYPE_CHECKING:
+    from zembed._debugger import Debugger
 
 
 class RecordingTransport:
@@ -88,7 +90,7 @@ class MemoryKernel:
         self.outbox = Outbox(self.session, self.transport, self.history)
         self.cells = Cells()
         self.comms = Comms(self)
-        self.debugger = Debugger(self)
+        self.debugger: Debugger | None = None
         self.adapter = PollLoop()
         self.router = Router(self, self.adapter, halted=lambda: False, after_batch=lambda: None)
         self.detach_calls: list[bool] = []

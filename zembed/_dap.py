@@ -5,7 +5,6 @@ expressions evaluated in a stopped frame."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import threading
@@ -13,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 Dap = dict[str, Any]
+STATUS_OFF = {"started": False, "stopped": False, "stopped_seconds": 0.0}  # kernel_info's, before any debugging
 ANSWER_TIMEOUT = 30.0  # seconds pydevd (or the host's thread, to start tracing) has to answer
 PACKAGE_DIR = str(Path(__file__).resolve().parent)
 # Names a namespace listing leaves out: the interpreter's and zembed's own, and cell results ``_1``
@@ -31,6 +31,8 @@ _found: list[bool] = []
 
 def _debugpy_found() -> bool:
     if not _found:
+        import importlib.util
+
         _found.append(importlib.util.find_spec("debugpy") is not None)
     return _found[0]
 

@@ -31,9 +31,7 @@ from __future__ import annotations
 
 import itertools
 import json
-import logging
 import os
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -47,8 +45,6 @@ if TYPE_CHECKING:
     from ._debug_session import Session
     from ._handlers import Request
     from ._services import KernelServices
-
-log = logging.getLogger("zembed")
 
 _MASK = 0xFFFFFFFF
 HASH_SEED = 0xC70F6907  # the seed debugInfo gives frontends (ipykernel's, so a frontend's cached names agree)
@@ -76,7 +72,8 @@ class Debugger:
 
     def __init__(self, kernel: KernelServices, cells_dir: Path | None = None) -> None:
         self._kernel = kernel
-        self.cells_dir = cells_dir or Path(tempfile.gettempdir()) / f"zembed-debug-{os.getuid()}" / str(os.getpid())
+        # Beside the connection file: a folder of the user's own (not /tmp, where another user could make it first)
+        self.cells_dir = cells_dir or Path(kernel.connection_file).parent / f"zembed-debug-{os.getpid()}"
         self.started = False  # initialize succeeded, disconnect not yet
         self.breakpoints: dict[str, list[Dap]] = {}
         self.stopped_threads: set[int] = set()

@@ -16,6 +16,7 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ._dap import STATUS_OFF
 from ._dap import available as debugger_available
 from ._execute import error_content
 from ._protocol import PROTOCOL_VERSION, Message
@@ -157,7 +158,7 @@ def kernel_info(kernel: KernelServices, request: Request) -> Content:
             "crashes": kernel.crashes,
             "history": {"session": kernel.history.session_if_ready, "problem": kernel.history.problem},
             "encrypted": "curve_publickey" in kernel.connection_info,
-            "debugger": kernel.debugger.status(),
+            "debugger": kernel.debugger.status() if kernel.debugger else dict(STATUS_OFF),
         },
     }
 
@@ -216,7 +217,8 @@ def execute(kernel: KernelServices, request: Request) -> Content:
     # Shown in tracebacks; cells that are not counted get a unique name so
     # linecache never serves another cell's source.
     filename = f"<In [{count}]>" if store_history else f"<In [-] {request.message.msg_id[:8]}>"
-    filename = kernel.debugger.cell_file(code) or filename  # while debugging: the name the frontend set breakpoints on
+    if kernel.debugger is not None:  # while debugging: the name the frontend set its breakpoints on
+        filename = kernel.debugger.cell_file(code) or filename
 
     def ask_input(prompt: str, password: bool) -> str:
         parent = request.message
@@ -353,6 +355,10 @@ def comm_close(kernel: KernelServices, request: Request) -> None:
 def debug(kernel: KernelServices, request: Request) -> None:
     """The Jupyter debug protocol (``_debugger``): answered when its
     answer is ready, from the debugger's thread or the host's."""
+    if kernel.debugger is None:  # the first debug request: until now nothing of the debugger was loaded
+        from ._debugger import Debugger
+
+        kernel.debugger = Debugger(kernel)
     request.deferred = True
     kernel.debugger.handle(request)
     return None

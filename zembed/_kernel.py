@@ -40,7 +40,6 @@ from ._cell import Cells
 from ._comms import Comms, TargetCallback
 from ._config import KernelConfig
 from ._connection import app_data_dir, write_connection_file
-from ._debugger import Debugger
 from ._errors import ConnectionFileError, UsageError
 from ._kernel_history import History
 from ._outbox import Outbox
@@ -57,6 +56,7 @@ ShutdownHook = Callable[["Kernel", bool], None]
 ErrorHook = Callable[["Kernel", BaseException], None]
 
 if TYPE_CHECKING:
+    from ._debugger import Debugger
     from ._magics import Magics
 
 
@@ -91,7 +91,7 @@ class Kernel:
         self.failure: BaseException | None = None
         self.cells = Cells()  # the running cell, and the leaves swapped in while it runs
         self.comms = Comms(self)  # comm targets and open comms (widgets)
-        self.debugger = Debugger(self)  # the Jupyter debug protocol; nothing runs until a client starts it
+        self.debugger: Debugger | None = None  # the Jupyter debug protocol: made by the first debug_request
         self._stop_requested = False  # stop() was called from a cell: stop once its request is answered
         self._stop_callbacks: list[Callable[[], None]] = []
         self._stop_lock = threading.Lock()
@@ -240,7 +240,7 @@ class Kernel:
         sent but has not started yet, in that cell as it starts (a Ctrl-C
         right after Enter); False if there is neither."""
         waiting = self._queue.has("execute_request")
-        if self.debugger.resume_then(lambda: self.cells.interrupt(waiting)):
+        if self.debugger is not None and self.debugger.resume_then(lambda: self.cells.interrupt(waiting)):
             return True  # stopped at a breakpoint: it runs on, then the interrupt lands
         return self.cells.interrupt(waiting)
 
@@ -267,7 +267,8 @@ class Kernel:
                 callback()
             except Exception:
                 log.exception("zembed: a stop callback failed")
-        self.debugger.close()
+        if self.debugger is not None:
+            self.debugger.close()
         self.cells.close()
         # The file goes first: a client that sees the heartbeat stop and
         # the file gone knows the kernel was stopped, not killed.

@@ -73,7 +73,7 @@ class Router:
         self.subscribers = max(0, self.subscribers + (1 if subscribed else -1))
         if subscribed:
             self._kernel.outbox.publish("iopub_welcome", {"subscription": topic})
-        elif self.subscribers == 0:
+        elif self.subscribers == 0 and self._kernel.debugger is not None:
             self._kernel.debugger.clients_gone()
 
     # -- the socket thread: ticks ----------------------------------------------------

@@ -40,7 +40,7 @@ class KernelServices(Protocol):
     cells: Cells
     history: History
     comms: Comms
-    debugger: Debugger
+    debugger: Debugger | None  # None until a client sends a debug request
 
     @property
     def loop(self) -> str: ...
