@@ -226,6 +226,7 @@ def measure_kernel(kind: str, args: argparse.Namespace, pythonpath: str | None =
         text = "".join(o["content"]["text"] for o in outputs if o["msg_type"] == "stream")
         assert text == "".join(f"{i}\n" for i in range(100000)), f"{kind}: lines lost or out of order"
         result["lines_per_s"] = 100000 / elapsed
+        result["print_stall_ms"], result["print_stall_stringio_ms"] = print_stalls(client)
         big = timed(lambda: client.execute("'x' * 10_000_000"), 5)
         result["result_10mb_ms"] = statistics.median(big) * 1000
         result["idle_cpu_pct"] = cpu_percent_idle(host.info["pid"], args.idle_seconds)
@@ -239,6 +240,22 @@ def measure_kernel(kind: str, args: argparse.Namespace, pythonpath: str | None =
     finally:
         host.stop()
     return result
+
+
+def print_stalls(client: RawClient, repeats: int = 5) -> tuple[float, float]:
+    """How long a cell printing 100,000 lines holds the host's thread (the
+    longest frame lateness while it runs), captured, and printing the same
+    to an ``io.StringIO`` in the same host (the baseline): medians, in ms."""
+    stalls: dict[str, list[float]] = {"captured": [], "stringio": []}
+    loops = {"captured": "for i in range(100000): print(i)",
+             "stringio": "_s = __import__('io').StringIO()\nfor i in range(100000): print(i, file=_s)"}  # fmt: skip
+    for _ in range(repeats):
+        for name, code in loops.items():
+            mark = client.value("host.mark()")
+            client.execute(code, timeout=300)
+            client.execute("1")  # a frame after the cell: its lateness is the stall
+            stalls[name].append(max(client.value(f"host.lateness_since({mark})")) * 1000)
+    return statistics.median(stalls["captured"]), statistics.median(stalls["stringio"])
 
 
 def measure_floor(args: argparse.Namespace) -> dict[str, float]:
@@ -289,6 +306,8 @@ ROWS = [
     ("RSS added (MB)", "rss_added_mb"),
     ("threads added", "threads_added"),
     ("100k lines printed (lines/s)", "lines_per_s"),
+    ("100k-line cell: frame stall (ms)", "print_stall_ms"),
+    ("same, to a StringIO (ms)", "print_stall_stringio_ms"),
     ("10 MB execute_result (ms)", "result_10mb_ms"),
     ("frame lateness p99 under load (ms)", "hammer_lateness_p99_ms"),
     ("idle host CPU (%)", "idle_cpu_pct"),

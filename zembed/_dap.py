@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -57,9 +58,20 @@ class DebuggerError(Exception):
 
 
 def mark_untraced(thread: threading.Thread) -> None:
-    """pydevd neither traces nor suspends ``thread``, nor lists it."""
+    """A thread of the kernel's own: pydevd neither traces nor suspends it,
+    nor lists it, and the output capture knows it never prints."""
     thread.pydev_do_not_trace = True  # type: ignore[attr-defined]
     thread.is_pydev_daemon_thread = True  # type: ignore[attr-defined]
+    thread.zembed_kernel_thread = True  # type: ignore[attr-defined]
+
+
+def is_kernel_thread(thread: threading.Thread) -> bool:
+    """One of the kernel's threads, which never print: zembed's own, and
+    pyzmq's garbage collector (started by the first large zero-copy send)."""
+    if getattr(thread, "zembed_kernel_thread", False) is True:
+        return True
+    garbage = sys.modules.get("zmq.utils.garbage")
+    return garbage is not None and isinstance(thread, garbage.GarbageCollectorThread)
 
 
 def rich_json(value: Any) -> str:
