@@ -67,8 +67,12 @@ def test_kernel_info_advertises_the_debugger(debug_host: Any) -> None:
     assert info["zembed"]["debugger"] == {"started": False, "stopped": False, "stopped_seconds": 0.0}
 
 
-def test_the_dap_exchange_jupyterlab_makes_stops_and_resumes_the_host(debug_host: Any) -> None:
-    host, client, dap = debug_host()
+@pytest.mark.parametrize("loop", ["asyncio", "poll", "qt"])
+def test_the_dap_exchange_jupyterlab_makes_stops_and_resumes_the_host(
+    debug_host: Any, loop: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
+    host, client, dap = debug_host(loop)
     before = host_state(client)
     info = dap.ok("debugInfo")
     assert info["isStarted"] is False and info["hashMethod"] == "Murmur2" and info["hashSeed"] == HASH_SEED
