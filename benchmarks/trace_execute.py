@@ -1,0 +1,141 @@
+"""Where an execute round trip's time goes: one execute `1`, traced across
+processes, stage by stage, medians over many.
+
+    python benchmarks/trace_execute.py [--executes 500]
+
+The host is benchmarks/trace_host.py (bench_host.py's 60 Hz asyncio host
+with zembed's request path stamped); the client is pyzmq with
+jupyter_client's Session, stamping its send and its receipt of the reply
+and of ``idle``.  All stamps are ``time.monotonic_ns()``: one clock for
+every process on the machine.  Prints the budget (docs/benchmarks.md has
+it, with what each stage is).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import statistics
+import sys
+import time
+from collections import defaultdict
+from typing import Any
+
+import zmq
+from bench_kernel import HERE, Process, RawClient
+from jupyter_client.session import Session
+
+
+def traced_executes(client: RawClient, count: int) -> list[dict[str, int]]:
+    """Client-side stamps of ``count`` executes: send, reply, idle."""
+    session: Session = client.session
+    runs = []
+    for _ in range(count):
+        msg = session.msg("execute_request", {"code": "1", "silent": False, "store_history": True,
+                                              "user_expressions": {}, "allow_stdin": False})  # fmt: skip
+        msg_id = msg["header"]["msg_id"]
+        stamps = {"client_send": time.monotonic_ns()}
+        session.send(client.shell, msg)
+        while "client_reply" not in stamps or "client_idle" not in stamps:
+            for sock, _ in client.poller.poll(10_000):
+                frames = sock.recv_multipart(zmq.NOBLOCK)
+                now = time.monotonic_ns()
+                _, parts = session.feed_identities(frames)
+                received = session.deserialize(parts, content=True)
+                if received["parent_header"].get("msg_id") != msg_id:
+                    continue
+                if sock is client.shell:
+                    stamps["client_reply"] = now
+                elif received["msg_type"] == "status" and received["content"]["execution_state"] == "idle":
+                    stamps["client_idle"] = now
+        runs.append(stamps)
+        time.sleep(0.002)  # between requests: the host's loop goes back to its frames, as between a user's cells
+    return runs
+
+
+def stages(run: dict[str, int], stamps: list[tuple[int, str, str, str]]) -> dict[str, float] | None:
+    """One execute's stages in µs, from the host's stamps inside its window."""
+    inside = [s for s in stamps if run["client_send"] <= s[0] <= run["client_idle"]]
+    first: dict[tuple[str, str], int] = {}
+    last: dict[tuple[str, str], int] = {}
+    for ns, stage, edge, _thread in inside:
+        first.setdefault((stage, edge), ns)
+        last[(stage, edge)] = ns
+    need = [("receive", "begin"), ("parse", "end"), ("call_soon", "begin"), ("run_pending", "begin"),
+            ("cell", "begin"), ("cell", "end"), ("send:execute_reply", "end"), ("run_pending", "end"),
+            ("flush_outbox", "begin")]  # fmt: skip
+    if any(key not in first for key in need):
+        return None
+    reply_flush = [ns for ns, stage, edge, _ in inside if stage == "flush_outbox" and edge == "end"
+                   and ns >= last[("send:execute_reply", "end")]]  # fmt: skip
+    if not reply_flush:
+        return None
+    flush_begin = min(ns for ns, stage, edge, _ in inside if stage == "flush_outbox" and edge == "begin"
+                      and ns >= last[("send:execute_reply", "end")])  # fmt: skip
+    t = {
+        "client send -> socket thread reads": first[("receive", "begin")] - run["client_send"],
+        "read + verify + parse": first[("parse", "end")] - first[("receive", "begin")],
+        "route + queue": first[("call_soon", "begin")] - first[("parse", "end")],
+        "hand-off 1: call_soon to the host running it": first[("run_pending", "begin")] - first[("call_soon", "begin")],
+        "busy, execute_input, cell set-up": first[("cell", "begin")] - first[("run_pending", "begin")],
+        "the cell (compile, run, capture)": first[("cell", "end")] - first[("cell", "begin")],
+        "reply serialized": last[("send:execute_reply", "end")] - first[("cell", "end")],
+        "idle serialized, batch ends": last[("run_pending", "end")] - last[("send:execute_reply", "end")],
+        "hand-off 2: socket thread wakes": flush_begin - last[("run_pending", "end")],
+        "socket thread sends": reply_flush[0] - flush_begin,
+        "  of which the history commit": sum(
+            end - begin for begin, end in pairs(inside, "history_commit", flush_begin, reply_flush[0])
+        ),
+        "  of which zmq sends": sum(
+            end - begin for begin, end in pairs(inside, "zmq_send", flush_begin, reply_flush[0])
+        ),
+        "libzmq + client reads the reply": run["client_reply"] - reply_flush[0],
+        "total: reply": run["client_reply"] - run["client_send"],
+        "total: idle": run["client_idle"] - run["client_send"],
+    }
+    return {name: ns / 1000 for name, ns in t.items()}
+
+
+def pairs(stamps: list[tuple[int, str, str, str]], stage: str, start: int, stop: int) -> list[tuple[int, int]]:
+    """(begin, end) of each ``stage`` between ``start`` and ``stop``."""
+    begins = [ns for ns, name, edge, _ in stamps if name == stage and edge == "begin" and start <= ns <= stop]
+    ends = [ns for ns, name, edge, _ in stamps if name == stage and edge == "end" and start <= ns <= stop]
+    return list(zip(begins, ends, strict=False))  # a stage cut by the window's end has no end
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--executes", type=int, default=500)
+    args = parser.parse_args()
+    host = Process(str(HERE / "trace_host.py"))
+    try:
+        client = RawClient(host.info["connection_file"])
+        client.wait_ready()
+        client.drain()
+        for _ in range(50):
+            client.execute("1")
+        runs = traced_executes(client, args.executes)
+        stamps: list[Any] = []
+        _, outputs = client.execute("__import__('__main__').STAMPS")
+        for out in outputs:
+            if out["msg_type"] == "execute_result":
+                stamps = ast.literal_eval(out["content"]["data"]["text/plain"])
+        client.close()
+    finally:
+        host.stop()
+    per_stage: dict[str, list[float]] = defaultdict(list)
+    for run in runs:
+        found = stages(run, stamps)
+        if found:
+            for name, value in found.items():
+                per_stage[name].append(value)
+    counted = len(per_stage["total: reply"])
+    print(f"execute `1`, {counted} of {len(runs)} traced (medians, µs; each stage's median, so they need not add up)")
+    for name, values in per_stage.items():
+        print(f"  {name:40} {statistics.median(values):8.1f}   p90 {statistics.quantiles(values, n=10)[-1]:8.1f}")
+    if not counted:
+        sys.exit("no execute could be traced")
+
+
+if __name__ == "__main__":
+    main()
