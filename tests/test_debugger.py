@@ -294,3 +294,21 @@ def test_a_client_that_leaves_with_the_host_stopped_does_not_leave_it_stopped(de
     assert later.value("(a, b, c)") == (1, 2, 6)  # the cell ran on to its end
     wait_until(lambda: host_state(later) == before, timeout=5, what="the debugger off, nothing left behind")
     assert Dap(later).ok("debugInfo")["isStarted"] is False
+
+
+def test_a_host_that_stops_its_kernel_while_debugging_exits_cleanly(start_host: Any, connect: Any) -> None:
+    """The host quits with the debugger on and a breakpoint set: its kernel's
+    stop ends the debugging session (on the host's thread) and the process
+    exits by itself, leaving no cell files behind."""
+    host = start_host("asyncio", "--exit-on-shutdown")
+    client = connect(host.connection_file)
+    dap = Dap(client)
+    info = dap.ok("debugInfo")
+    dap.start()
+    dap.break_in_cell("z = 1\nz += 1\n", 2)
+    cells = Path(info["tmpFilePrefix"])
+    assert list(cells.glob("*.py")), "dumpCell wrote no file"
+    client.run("z = 5")  # a cell with no breakpoint runs through with the debugger on
+    client.kc.shutdown()
+    assert host.process.wait(20) == 0
+    assert not cells.exists(), "the cells' folder outlived the kernel"
