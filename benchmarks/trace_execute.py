@@ -86,6 +86,9 @@ def stages(run: dict[str, int], stamps: list[tuple[int, str, str, str]]) -> dict
         "  of which the history commit": sum(
             end - begin for begin, end in pairs(inside, "history_commit", flush_begin, reply_flush[0])
         ),
+        "    of which the SQL transaction": sum(
+            end - begin for begin, end in pairs(inside, "sql_commit", flush_begin, reply_flush[0])
+        ),
         "  of which zmq sends": sum(
             end - begin for begin, end in pairs(inside, "zmq_send", flush_begin, reply_flush[0])
         ),

@@ -16,7 +16,7 @@ from typing import Any
 import bench_host
 import zmq
 
-from zembed import _handlers, _host_queue, _outbox, _protocol, _sockets
+from zembed import _handlers, _host_queue, _kernel_history, _outbox, _protocol, _sockets
 from zembed._cell import Cells
 from zembed.loops import asyncio_loop
 
@@ -50,6 +50,7 @@ stamped(_sockets.SocketThread, "_wake", "wake")
 stamped(_sockets.SocketThread, "_flush_outbox", "flush_outbox")
 stamped(_sockets.SocketThread, "_barrier_reached", "history_commit")
 stamped(zmq.Socket, "send_multipart", "zmq_send")
+stamped(_kernel_history.History, "_commit", "sql_commit")
 
 if __name__ == "__main__":
     sys.argv = [sys.argv[0], "--kernel", "zembed"]

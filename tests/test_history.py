@@ -161,3 +161,28 @@ def test_history_stays_bounded_when_the_socket_thread_commits(tmp_path):
     assert len(reopened) <= 55
     assert reopened.query({"hist_access_type": "tail", "n": 1})[0][1:] == [400, "cell 399"]
     reopened.close()
+
+
+def test_a_huge_result_keeps_a_bounded_text_in_the_history():
+    """The reply carries the whole result; the history keeps its first
+    OUTPUT_KEPT characters and says how long it was."""
+    from memory import MemoryKernel
+
+    from zembed._kernel_history import OUTPUT_KEPT
+
+    kernel = MemoryKernel()
+    try:
+        exchange = kernel.ask("execute_request", {"code": "'x' * 2_000_000"})
+        assert len(exchange.of_type("execute_result")[0]["data"]["text/plain"]) == 2_000_002  # the repr's quotes
+        small = kernel.ask("execute_request", {"code": "40 + 2"})
+        assert small.content["status"] == "ok"
+        rows = kernel.ask("history_request", {"hist_access_type": "tail", "n": 2, "output": True, "raw": True}).content[
+            "history"
+        ]
+        (_, _, (_, big)), (_, _, (_, answer)) = rows
+        assert big.startswith("'" + "x" * (OUTPUT_KEPT - 1)) and big.endswith(
+            f"... [2,000,002 characters; the history keeps the first {OUTPUT_KEPT:,}]"
+        )
+        assert len(big) < OUTPUT_KEPT + 100 and answer == "42"
+    finally:
+        kernel.close()

@@ -47,6 +47,10 @@ CREATE TABLE IF NOT EXISTS history (
 CREATE TABLE IF NOT EXISTS sessions (session INTEGER PRIMARY KEY, pid INTEGER, started TEXT);
 """
 PRUNE_EVERY = 1000
+# Characters of a result's text kept with its entry: the history is for
+# finding what ran and what it gave, and a 10 MB repr kept whole made an
+# app's database grow by 10 MB a cell (and the reply wait for writing it).
+OUTPUT_KEPT = 10_000
 READY_TIMEOUT = 5.0
 
 
@@ -102,6 +106,12 @@ class History:
         return self._put("recover", session, line, source, None)
 
     def set_output(self, line: int, output: str) -> int:
+        """Record the text of a cell's result: the first ``OUTPUT_KEPT``
+        characters, and how long it was when it was longer."""
+        if len(output) > OUTPUT_KEPT:
+            output = (
+                f"{output[:OUTPUT_KEPT]}\n... [{len(output):,} characters; the history keeps the first {OUTPUT_KEPT:,}]"
+            )
         return self._put("output", None, line, output)
 
     def _put(self, *op: Any) -> int:
