@@ -312,3 +312,32 @@ def test_a_host_that_stops_its_kernel_while_debugging_exits_cleanly(start_host: 
     client.kc.shutdown()
     assert host.process.wait(20) == 0
     assert not cells.exists(), "the cells' folder outlived the kernel"
+
+
+def test_a_host_thread_that_comes_back_too_late_starts_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """initialize waits for the host's thread to start tracing; a host away
+    for longer gets a DAP failure, and when its thread does come back no
+    debugger starts behind the frontend's back."""
+    import zembed._debug_session as debug_session
+
+    monkeypatch.setattr(debug_session, "ANSWER_TIMEOUT", 0.3)
+    kernel = MemoryKernel()
+    later: list[Any] = []
+    kernel.call_on_host = later.append  # type: ignore[method-assign]  # the host's thread is away
+    try:
+        request = kernel.message("debug_request", {"type": "request", "seq": 1, "command": "initialize"})
+        kernel.send("control", request)
+
+        def reply() -> Any:
+            return next((m for _, m in kernel.parsed() if m.msg_type == "debug_reply"), None)
+
+        answer = wait_until(reply, timeout=10, what="initialize's answer").content
+        assert answer["success"] is False and "did not come back" in answer["message"], answer
+        wait_until(lambda: kernel.debugger is not None and kernel.debugger._session is None, what="its thread's end")
+        for callback in later:  # back, too late
+            callback()
+        assert sys.gettrace() is None
+        pydevd = sys.modules.get("pydevd")
+        assert pydevd is None or pydevd.get_global_debugger() is None, "a debugger started nobody asked for any more"
+    finally:
+        kernel.close()

@@ -226,17 +226,27 @@ class Session:
             raise DebuggerError("debugpy is not installed in the host's Python: pip install 'zembed[debug]'")
         outcome: list[Any] = []
         done = threading.Event()
+        decided = threading.Lock()  # the host's thread starting against this thread giving up on it
+        gave_up = False
 
         def listen() -> None:
-            try:
-                outcome.append(_listen())
-            except BaseException as exc:  # reported to the frontend, never raised in the host
-                outcome.append(exc)
-            done.set()
+            with decided:
+                if gave_up:  # it came back too late: the frontend was told already, start nothing
+                    return
+                try:
+                    outcome.append(_listen())
+                except BaseException as exc:  # reported to the frontend, never raised in the host
+                    outcome.append(exc)
+                done.set()
 
         self._kernel.call_on_host(listen)
         if not done.wait(ANSWER_TIMEOUT):
-            raise DebuggerError(f"the host's thread did not come back within {ANSWER_TIMEOUT:.0f} s to start tracing")
+            with decided:
+                gave_up = not done.is_set()
+            if gave_up:
+                raise DebuggerError(
+                    f"the host's thread did not come back within {ANSWER_TIMEOUT:.0f} s to start tracing"
+                )
         result = outcome[0]
         if isinstance(result, BaseException):
             raise DebuggerError(f"debugpy could not start: {type(result).__name__}: {result}")
