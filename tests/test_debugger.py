@@ -152,7 +152,9 @@ def test_a_breakpoint_in_the_hosts_own_code_is_hit_by_its_frame_loop(debug_host:
     assert {"name": "host_tick", "path": str(module)}.items() <= next(
         m for m in modules["modules"] if m["name"] == "host_tick"
     ).items()
-    assert not [m for m in modules["modules"] if "/zembed/" in m["path"]]
+    assert not [m for m in modules["modules"] if "/zembed/" in m["path"] or "/debugpy/" in m["path"]]
+    script = next(m for m in modules["modules"] if m["name"] == "__main__")  # a script has no spec, only a file
+    assert script["path"].endswith("tests/hosts/host.py")
     # stopped outside any cell: clients are told it is the debugger, not a busy host
     status = client.control("kernel_info_request")["zembed"]
     assert status["debugger"]["stopped"] is True and status["executing"] is False

@@ -376,3 +376,45 @@ def test_the_debugger_stops_a_cell_on_the_host(start_host, connect, jupyter_serv
         timeout=10,
         what="no trace function left on the host's thread",
     )
+
+
+def test_the_debugger_stops_the_hosts_own_frame_loop(start_host, jupyter_server, browser):
+    """A breakpoint in the host's own file, set from JupyterLab: the file is
+    found in "kernel sources", opened from the host, the gutter clicked;
+    the host's frame loop (no cell) stops there; continue, and it runs on."""
+    pytest.importorskip("debugpy")
+    host = start_host("asyncio", "--name", "scene")
+    server = jupyter_server("lab")
+    page = open_notebook(browser, server, "scene", width=1400, height=850)
+    toggle_debugger(page, on=True)
+
+    page.locator('input[placeholder="Filter sources"]').first.fill("main")
+    source = page.locator(".jp-DebuggerKernelSource-source", has_text="__main__").first
+    source.wait_for(timeout=20000)
+    assert source.get_attribute("title", timeout=5000).endswith("tests/hosts/host.py")
+    source.click()
+    editor = page.locator(".jp-MainAreaWidget:has-text('ORIGINAL_INPUT') .cm-editor").last
+    editor.locator(".cm-content").click()
+    line = next(n for n, text in enumerate((ROOT / "tests/hosts/host.py").read_text().splitlines(), 1)
+                if text.strip() == "self.frames += 1")  # fmt: skip
+    numbers = editor.locator(".cm-lineNumbers .cm-gutterElement")
+    page.keyboard.press("Control+End")
+    deadline = time.monotonic() + 20
+    while str(line) not in numbers.all_inner_texts():  # the editor draws the lines in view only: page up to it
+        assert time.monotonic() < deadline, f"line {line} never came into view"
+        page.keyboard.press("PageUp")
+    index = numbers.all_inner_texts().index(str(line))
+    editor.locator(".cm-breakpoint-gutter .cm-gutterElement").nth(index).click()
+
+    stopped = page.locator(".jp-DebuggerEditor-highlight").first
+    stopped.wait_for(timeout=30000)  # no cell runs: the host's own loop reached the line
+    assert stopped.inner_text().strip() == "self.frames += 1"
+    callstack = page.locator(".jp-DebuggerCallstack").first.inner_text()
+    assert "frame" in callstack and "host.py" in callstack
+    assert not host.frames_on(timeout=1.5), "the host's frame loop ran on while stopped at its breakpoint"
+    shot(page, "debugger-3-stopped-in-the-hosts-frame-loop")
+
+    editor.locator(".cm-breakpoint-gutter .cm-gutterElement").nth(index).click()  # the breakpoint off again
+    page.locator(".jp-DebuggerBreakpoint").first.wait_for(state="detached", timeout=10000)
+    page.locator('jp-button[title="Continue (F9)"], button[title="Continue (F9)"]').first.click()
+    assert host.frames_on(timeout=10), "the host's frame loop did not resume"

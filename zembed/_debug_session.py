@@ -448,10 +448,13 @@ class Session:
 def _modules(dap: Dap, arguments: Dap) -> Dap:
     """The host's modules that have a Python file, for JupyterLab's "kernel
     sources" (where breakpoints in the host's own code are set)."""
+    debugpy = sys.modules.get("debugpy")
+    unlisted = (PACKAGE_DIR, *([os.path.dirname(debugpy.__file__)] if debugpy and debugpy.__file__ else []))
     listed: list[Dap] = []
     for module in list(sys.modules.values()):
-        origin = getattr(getattr(module, "__spec__", None), "origin", None)
-        if isinstance(origin, str) and origin.endswith(".py") and not origin.startswith(PACKAGE_DIR):
+        # A script run as __main__ (a host's own, often) has no spec, only a file
+        origin = getattr(getattr(module, "__spec__", None), "origin", None) or getattr(module, "__file__", None)
+        if isinstance(origin, str) and origin.endswith(".py") and not origin.startswith(unlisted):
             listed.append({"id": len(listed), "name": module.__name__, "path": origin})
     start = arguments.get("startModule", 0)
     count = arguments.get("moduleCount", 0)
