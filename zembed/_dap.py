@@ -1,5 +1,6 @@
-"""What the debugger's two halves share: ``_debugger`` (loaded with every
-kernel) and ``_debug_session`` (loaded when a client starts debugging).
+"""What the debugger's modules share: ``_debugger`` (made by the first
+debug request), ``_debug_session`` and ``_pydevd`` (loaded when a client
+starts debugging), and the kernel's threads, marked here.
 ``rich_json`` and ``copy_to_namespace`` are also called by name from
 expressions evaluated in a stopped frame."""
 

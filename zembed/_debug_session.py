@@ -1,6 +1,7 @@
 """One debugging session, ``initialize`` to ``disconnect``: the
-``zembed-debugger`` thread, its DAP connection to pydevd, and switching
-tracing on and off on the host's thread.  Imported when a client first
+``zembed-debugger`` thread, which answers requests in order over the DAP
+connection to pydevd (``_pydevd``), and switches tracing on and off on the
+host's thread.  Imported when a client first
 starts the debugger (``_debugger`` is all a kernel loads before that).
 """
 
@@ -32,6 +33,7 @@ from ._dap import (
     shown,
 )
 from ._private import write_private
+from ._pydevd import Wire, listen, no_delay, other_debugger, trace_this_thread, unlisten
 
 if TYPE_CHECKING:
     from ._debugger import Debugger
@@ -49,7 +51,7 @@ class Session:
         self._kernel = kernel
         self._jobs: queue.SimpleQueue[Request | Callable[[Session], None] | None] = queue.SimpleQueue()
         self._wake = socket.socketpair()
-        self._wire: _Wire | None = None
+        self._wire: Wire | None = None
         self._answers: dict[int, Dap] = {}  # pydevd's responses, by request_seq, until taken
         self._initialized = False  # pydevd sent its "initialized" event
         self.listening = False  # debugpy listens in this process: pydevd's threads and trace function are there
@@ -71,7 +73,7 @@ class Session:
         host's, as a rule), the session's thread having ended."""
         if self.listening:
             self.listening = False
-            _unlisten()
+            unlisten()
 
     def _run(self) -> None:
         selector = selectors.DefaultSelector()
@@ -158,7 +160,7 @@ class Session:
             if not self._debugger.started:
                 self._start_tracing()
                 answer = self._forward(dap)
-                _no_delay_in_pydevd()
+                no_delay()
                 return answer
             return self._forward(dap)
         if command == "attach":
@@ -219,7 +221,7 @@ class Session:
 
     def _start_tracing(self) -> None:
         """debugpy listens (in process), on the host's thread; then connect."""
-        problem = _other_debugger()
+        problem = other_debugger()
         if problem:
             raise DebuggerError(problem)
         if not available():
@@ -229,17 +231,17 @@ class Session:
         decided = threading.Lock()  # the host's thread starting against this thread giving up on it
         gave_up = False
 
-        def listen() -> None:
+        def start() -> None:
             with decided:
                 if gave_up:  # it came back too late: the frontend was told already, start nothing
                     return
                 try:
-                    outcome.append(_listen())
+                    outcome.append(listen())
                 except BaseException as exc:  # reported to the frontend, never raised in the host
                     outcome.append(exc)
                 done.set()
 
-        self._kernel.call_on_host(listen)
+        self._kernel.call_on_host(start)
         if not done.wait(ANSWER_TIMEOUT):
             with decided:
                 gave_up = not done.is_set()
@@ -251,7 +253,7 @@ class Session:
         if isinstance(result, BaseException):
             raise DebuggerError(f"debugpy could not start: {type(result).__name__}: {result}")
         self.listening = True
-        self._wire = _Wire(result[1])
+        self._wire = Wire(result[1])
         self._initialized = False
         self._answers.clear()
         self._debugger.started = True
@@ -271,7 +273,7 @@ class Session:
 
         def stop() -> None:
             try:
-                _unlisten()
+                unlisten()
             finally:
                 done.set()
 
@@ -312,12 +314,7 @@ class Session:
         if wire is None:
             raise DebuggerError("the debugger stopped")
         if timeout > 0:
-            selectors_ = selectors.DefaultSelector()
-            selectors_.register(wire.sock, selectors.EVENT_READ)
-            try:
-                selectors_.select(timeout)
-            finally:
-                selectors_.close()
+            wire.wait(timeout)
         try:
             messages = wire.read()
         except (EOFError, OSError) as exc:
@@ -392,12 +389,8 @@ class Session:
         self._debugger.forget()
 
     def _trace_again(self) -> None:
-        """On the host's thread, after an interrupted cell: the interrupt
-        left pydevd's trace function by an exception, which unsets it."""
-        if self._debugger.started and sys.gettrace() is None:
-            import debugpy
-
-            debugpy.debug_this_thread()
+        if self._debugger.started:
+            trace_this_thread()
 
     def _resume_all(self) -> None:
         """Let every stopped thread run on (an interrupt is coming)."""
@@ -461,129 +454,3 @@ def _modules(dap: Dap, arguments: Dap) -> Dap:
     start = start if isinstance(start, int) and start > 0 else 0
     end = start + count if isinstance(count, int) and count > 0 else len(listed)
     return response(dap, body={"modules": listed[start:end], "totalModules": len(listed)})
-
-
-class _Wire:
-    """The DAP connection to pydevd: ``Content-Length`` framed JSON."""
-
-    def __init__(self, port: int) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=ANSWER_TIMEOUT)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.sock.setblocking(False)
-        self._buffer = b""
-
-    def send(self, message: Dap) -> None:
-        body = json.dumps(message).encode()
-        self.sock.setblocking(True)
-        try:
-            self.sock.sendall(b"Content-Length: %d\r\n\r\n" % len(body) + body)
-        finally:
-            self.sock.setblocking(False)
-
-    def read(self) -> list[Dap]:
-        """What arrived; raises EOFError when pydevd closed the connection."""
-        try:
-            data = self.sock.recv(1 << 16)
-        except BlockingIOError:
-            return []
-        if not data:
-            raise EOFError("pydevd closed the debug connection")
-        self._buffer += data
-        messages = []
-        while True:
-            head, separator, rest = self._buffer.partition(b"\r\n\r\n")
-            if not separator:
-                break
-            length = int(head.split(b":", 1)[1])
-            if len(rest) < length:
-                break
-            messages.append(json.loads(rest[:length]))
-            self._buffer = rest[length:]
-        return messages
-
-    def close(self) -> None:
-        self.sock.close()
-
-
-def _other_debugger() -> str | None:
-    """Why this process cannot take zembed's debugger: another debugger or
-    a tracer (PyCharm's or VS Code's pydevd, debugpy started by the host,
-    coverage) is already in it."""
-    pydevd = sys.modules.get("pydevd")
-    if pydevd is not None:
-        try:
-            existing = pydevd.get_global_debugger()
-        except Exception:
-            existing = None
-        if existing is not None and not getattr(existing, "pydb_disposed", False):
-            return "another debugger (pydevd: PyCharm, VS Code or debugpy) is attached to this host; detach it first"
-    tracer = threading.gettrace()
-    if tracer is not None:
-        return f"a trace function ({_describe(tracer)}) is set for this host's threads; debugging would replace it"
-    return None
-
-
-def _describe(tracer: Any) -> str:
-    owner = getattr(tracer, "__self__", tracer)
-    return f"{type(owner).__module__}.{type(owner).__qualname__}"
-
-
-def _listen() -> tuple[str, int]:
-    """On the host's thread: debugpy's in-process adapter; its (host, port)."""
-    tracer = sys.gettrace()
-    if tracer is not None:
-        raise RuntimeError(f"the host's thread already has a trace function ({_describe(tracer)})")
-    saved = os.environ.get("PYDEVD_DISABLE_FILE_VALIDATION")
-    os.environ["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"  # its frozen-modules advice would go to the host's stderr
-    try:
-        import debugpy
-        from debugpy.server import api
-    finally:
-        if saved is None:
-            del os.environ["PYDEVD_DISABLE_FILE_VALIDATION"]
-        else:
-            os.environ["PYDEVD_DISABLE_FILE_VALIDATION"] = saved
-    if api.listen.called and not getattr(api.listen, "zembed", False):  # type: ignore[attr-defined]
-        raise RuntimeError("the host called debugpy.listen() itself; attach to that debugger instead")
-    api.listen.called = False  # type: ignore[attr-defined]  # zembed's own earlier session, stopped: listen again
-    host, port = debugpy.listen(("127.0.0.1", 0), in_process_debug_adapter=True)
-    api.listen.zembed = True  # type: ignore[attr-defined]
-    return str(host), int(port)
-
-
-def _no_delay_in_pydevd() -> None:
-    """pydevd writes a message's header and body in two sends: with Nagle's
-    algorithm against this side's delayed ACK each answer took 40 ms."""
-    try:
-        import pydevd
-
-        writer = pydevd.get_global_debugger().writer
-        writer.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    except Exception:  # another pydevd: slower answers, nothing worse
-        log.debug("zembed: could not set TCP_NODELAY on pydevd's socket", exc_info=True)
-
-
-def _unlisten() -> None:
-    """On the host's thread: pydevd stops tracing and ends its threads.
-
-    ``stoptrace()`` ends all but one: the thread waiting for the next
-    connection sits in ``accept()``, which closing a socket does not wake on
-    Linux; it is told to end and woken by shutting its socket down."""
-    import pydevd
-
-    waiting = getattr(pydevd.get_global_debugger(), "_waiting_for_connection_thread", None)
-    server = getattr(waiting, "_server_socket", None)
-    listener = socket.socket(fileno=os.dup(server.fileno())) if server is not None else None
-    try:
-        pydevd.stoptrace()
-        if waiting is not None:
-            waiting.do_kill_pydev_thread()
-        if listener is not None:
-            try:
-                listener.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-    finally:
-        if listener is not None:
-            listener.close()
-        sys.settrace(None)
