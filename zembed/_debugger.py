@@ -131,7 +131,8 @@ class Debugger:
             "hashSeed": HASH_SEED,
             "tmpFilePrefix": str(self.cells_dir) + os.sep,
             "tmpFileSuffix": ".py",
-            "breakpoints": [{"source": path, "breakpoints": marks} for path, marks in self.breakpoints.items()],
+            # list(): one step under the GIL, while the session's thread may be changing them
+            "breakpoints": [{"source": path, "breakpoints": marks} for path, marks in list(self.breakpoints.items())],
             "stoppedThreads": sorted(self.stopped_threads),
             "richRendering": True,
             "exceptionPaths": ["Python Exceptions"],

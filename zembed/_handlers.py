@@ -64,9 +64,12 @@ class Request:
         )
 
     def finish(self, content: Content) -> None:
-        """Reply to a request a handler deferred, then say idle (any thread)."""
+        """Reply to a request a handler deferred, then say idle (any thread):
+        what ``handle`` does for the others."""
         self.reply(content)
         self.publish("status", {"execution_state": "idle"})
+        for callback in self.afterwards:
+            callback()
 
 
 def handle(kernel: KernelServices, channel: str, message: Message, table: dict[str, Handler]) -> None:
