@@ -59,10 +59,15 @@ def test_history_is_bounded(tmp_path):
     history = History(tmp_path / "h.sqlite", limit=100)
     for i in range(2500):
         history.append(i + 1, f"cell {i}")
-    assert len(history) <= 110  # pruned every tenth of the limit
+        if i % 7 == 0:
+            history.commit_queued()  # as the socket thread does after sending
     assert history.query({"hist_access_type": "tail", "n": 1})[0][1:] == [2500, "cell 2499"]
     history.close()
+    reopened = History(tmp_path / "h.sqlite", limit=100)
+    assert len(reopened) <= 110  # pruned every tenth of the limit
+    reopened.close()
     assert os.path.getsize(tmp_path / "h.sqlite") < 1_000_000
+    assert not list(tmp_path.glob("h.sqlite-pending-*")), "a clean close leaves no journal"
 
 
 @pytest.mark.parametrize("damage", [b"this is not a database at all" * 100, b"SQLite format 3\x00" + b"\xff" * 8000])
@@ -103,60 +108,43 @@ def test_an_unwritable_data_dir_keeps_history_in_memory(tmp_path, caplog):
     history.close()
 
 
-def test_a_reply_waits_until_its_history_entry_is_committed(connect):
-    """The database is locked by another writer: the cell runs (its output
-    is out), its reply waits for the commit, and comes once the lock goes."""
-    import queue as queue_module
-
-    from conftest import drive_poll_host
-
-    import zembed
-
-    kernel = zembed.start_kernel({}, name="slowdisk", loop="poll")
+def test_a_locked_database_holds_no_reply_and_loses_nothing_at_a_kill(start_host, connect):
+    """Another process holds the history database locked: replies still come
+    (each change is in the kernel's journal first), and when the host is
+    killed before it could commit, its next start replays the journal."""
+    host = start_host("asyncio", "--name", "lockeddisk")
+    client = connect(host.connection_file)
+    assert client.value("1 + 1") == 2  # the database is open and this entry committed
+    database = Path(os.environ["ZEMBED_DATA_DIR"]) / "apps" / "lockeddisk" / "history.sqlite"
+    blocker = sqlite3.connect(database, isolation_level=None)
     try:
-        blocker = sqlite3.connect(kernel.app_dir / "history.sqlite", isolation_level=None)
-        kernel.history.wait_for_session()  # the writer has opened the database
         blocker.execute("BEGIN EXCLUSIVE")
-        events: queue_module.SimpleQueue = queue_module.SimpleQueue()
-
-        def client_work(client):
-            msg_id = client.kc.execute("print('ran'); 6 * 7")
-            while True:  # the cell's own output arrives: it ran
-                msg = client.kc.get_iopub_msg(timeout=10)
-                if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "execute_result":
-                    break
-            with pytest.raises(queue_module.Empty):
-                client.kc.get_shell_msg(timeout=0.5)  # no reply while the entry is not on disk
-            events.put("release")
-            reply = client.kc.get_shell_msg(timeout=10)
-            assert reply["parent_header"]["msg_id"] == msg_id and reply["content"]["status"] == "ok"
-            return True
-
-        def frame():
-            kernel.poll()
-            try:
-                events.get(timeout=0.001)
-                blocker.execute("COMMIT")
-            except queue_module.Empty:
-                pass
-
-        assert drive_poll_host(kernel, connect, client_work, frame)
-        assert kernel.history.query({"hist_access_type": "tail", "n": 1})[0][2] == "print('ran'); 6 * 7"
-        blocker.close()
+        sent = [f"locked_{i} = {i}" for i in range(5)]
+        for code in sent:
+            client.run(code)
+        assert client.value("locked_4 * 10") == 40
+        journals = list(database.parent.glob("history.sqlite-pending-*"))
+        assert len(journals) == 1 and b"locked_4 = 4" in journals[0].read_bytes()
+        os.kill(host.pid, 9)
+        host.process.wait(10)
+        client.close()
     finally:
-        kernel.stop()
+        blocker.close()  # rolls back: nothing of the killed host reached the database
+    again = start_host("asyncio", "--name", "lockeddisk")
+    entries = [e[2] for e in tail(connect(again.connection_file), 100)]
+    assert entries[-7:] == ["1 + 1", *sent, "locked_4 * 10"]
+    assert not [p for p in database.parent.glob("history.sqlite-pending-*") if str(host.pid) in p.name]
 
 
 def test_history_stays_bounded_when_the_socket_thread_commits(tmp_path):
-    """Commits made through ``reached`` (the socket thread's path) leave
-    pruning to the writer, which must still happen."""
+    """Commits made by the socket thread (``commit_queued``) leave pruning
+    to the history's worker thread, which must still happen."""
     history = History(tmp_path / "h.sqlite", limit=50)
     history.wait_for_session()  # open
-    committed_here = 0
     for i in range(400):
-        committed_here += history.reached(history.append(i + 1, f"cell {i}"))
-    assert committed_here > 0  # this path committed (the writer, woken to prune, took the rest)
-    history.close()  # the writer's last round prunes what is due
+        assert history.reached(history.append(i + 1, f"cell {i}")), "journaled: the reply may go at once"
+        history.commit_queued()  # as the socket thread does once it has sent the reply
+    history.close()  # the worker, or the last commit, prunes what is due
     reopened = History(tmp_path / "h.sqlite", limit=50)
     assert len(reopened) <= 55
     assert reopened.query({"hist_access_type": "tail", "n": 1})[0][1:] == [400, "cell 399"]

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import logging
-import pprint
 import sys
 import threading
 import uuid
@@ -82,6 +81,8 @@ def plain_text(obj: Any) -> str:
     except Exception as exc:
         return f"<{type(obj).__name__} object; repr() failed: {type(exc).__name__}: {exc}>"
     if len(text) > 79 and len(text) < PRETTY_LIMIT and type(obj) in (dict, list, tuple, set, frozenset):
+        import pprint  # on first use: most hosts' cells never show a long container
+
         try:
             return pprint.pformat(obj, width=79, sort_dicts=False)
         except Exception:

@@ -42,7 +42,7 @@ class Request:
     def __init__(self, kernel: KernelServices, channel: str, message: Message) -> None:
         self.kernel, self.channel, self.message = kernel, channel, message
         self.afterwards: list[Callable[[], None]] = []  # run after this request's idle
-        self.history_change = 0  # the reply waits until the history has committed this change
+        self.history_change = 0  # the reply waits until the history has this change (journaled or committed)
         self.deferred = False  # answered later, by finish(), from another thread
 
     @property

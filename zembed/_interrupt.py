@@ -16,16 +16,27 @@ sent and no signal handler is touched.
 from __future__ import annotations
 
 import _thread
-import ctypes
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import SupportsIndex
+from typing import Any, SupportsIndex
 
-_set_async_exc = ctypes.pythonapi.PyThreadState_SetAsyncExc
-_set_async_exc.argtypes = [ctypes.c_ulong, ctypes.py_object]
-_set_async_exc.restype = ctypes.c_int
+_set_async_exc: Callable[[int, Any], int] | None = None
+
+
+def _raise_in(thread_id: int, exc_type: type[BaseException]) -> None:
+    """``PyThreadState_SetAsyncExc``.  ctypes loads at the first interrupt:
+    a host that is never interrupted does not carry its 0.4 MB."""
+    global _set_async_exc
+    if _set_async_exc is None:
+        import ctypes
+
+        function = ctypes.pythonapi.PyThreadState_SetAsyncExc
+        function.argtypes = [ctypes.c_ulong, ctypes.py_object]
+        function.restype = ctypes.c_int
+        _set_async_exc = function
+    _set_async_exc(thread_id, exc_type)
 
 
 class _Spent(BaseException):
@@ -53,7 +64,7 @@ class Interrupter:
         with self._lock:
             if self._target is None:
                 return False
-            _set_async_exc(self._target, KeyboardInterrupt)
+            _raise_in(self._target, KeyboardInterrupt)
             self._sent = True
             for waiter in list(self._sleepers):
                 try:
@@ -82,7 +93,7 @@ class Interrupter:
         # spin under a profiler.  Instead, swap in a private exception and
         # let the interpreter deliver it here, which resets the breaker.
         try:
-            _set_async_exc(target, _Spent)
+            _raise_in(target, _Spent)
             for _ in range(10_000_000):  # delivered at the first eval-breaker check
                 pass
         except _Spent:

@@ -8,14 +8,23 @@ sessions: ``tail`` (last n), ``range`` (session, start, stop; a session
 optionally ``unique``, last n).
 
 Writes never block the host's thread: ``append`` and ``set_output`` queue
-the change and return its sequence number.  The kernel's reply to that
-cell waits in the socket thread's outbox until ``reached(seq)``: the socket
-thread then commits what is queued itself (one small transaction, without
-waiting for a database another process has locked), or, when it cannot,
-the writer thread does and calls ``on_commit``.  WAL mode with
-``synchronous=NORMAL``: a crashed process loses nothing it wrote, only a
-machine crash could.  So nothing a client was told about is lost, and the
-host's thread is never woken or slowed for it.
+the change, write it to this kernel's journal (``_history_journal``: one
+line appended to a file, about 2 µs) and return its sequence number.  A
+reply to that cell waits in the socket thread's outbox until
+``reached(seq)``, which a journaled change is at once; the socket thread
+commits the queued changes to SQLite after it has sent the replies
+(``commit_queued``), so the transaction is not on the round trip.  A
+change that could not be journaled (the database not open yet, the
+journal's disk full) is reached once committed, as before there was a
+journal.  WAL mode with ``synchronous=NORMAL``: a crashed process loses
+nothing it wrote, only a machine crash could.  So nothing a client was
+told about is lost, and the host's thread is never woken or slowed for it.
+
+No thread of its own while it serves: the database is opened by a
+short-lived thread at start (the first ``kernel_info`` is answered
+meanwhile), and one comes back only for what may take milliseconds:
+waiting out a database another process has locked, pruning and
+checkpointing.
 
 The database is bounded (``limit`` entries; the oldest go) and checked when
 opened: a corrupt file is moved aside and a new one made, with a warning.
@@ -35,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from ._dap import mark_untraced
+from ._history_journal import ADD, OUTPUT, Journal, replay_orphans
 from ._private import open_private, private_dir
 
 log = logging.getLogger("zembed")
@@ -75,19 +85,23 @@ class History:
         self._connection: sqlite3.Connection | None = None  # used under _commit_lock, by either committer
         self._commit_lock = threading.Lock()
         self._added = 0
-        self._wake = threading.Event()
+        self._journal: Journal | None = None  # opened with the database
+        self._journal_lock = threading.Lock()  # a change and its journal line, against the journal's clearing
+        self.journaled = 0  # every change up to this sequence number is committed or in the journal
         self._closing = False
         self._ready = threading.Event()
         self._read_lock = threading.Lock()
         self._reader: sqlite3.Connection | None = None
-        self._writer = threading.Thread(target=self._run, name="zembed-history", daemon=True)
-        mark_untraced(self._writer)
-        self._writer.start()
+        # The short-lived thread that does what may take milliseconds; one at a time.
+        self._worker: threading.Thread | None = None
+        self._worker_lock = threading.Lock()
+        self._work_wanted = False
+        self._start_worker()  # the first job: open the database
 
     # -- the host's thread ----------------------------------------------------
 
     def wait_for_session(self, timeout: float = READY_TIMEOUT) -> int:
-        """This run's session number, once the writer has opened the
+        """This run's session number, once the worker has opened the
         database (it blocks until then, at most ``timeout`` seconds)."""
         self._ready.wait(timeout)
         return self._session
@@ -96,14 +110,14 @@ class History:
     def session_if_ready(self) -> int | None:
         return self._session if self._ready.is_set() else None
 
-    def append(self, line: int, source: str, output: str | None = None) -> int:
+    def append(self, line: int, source: str) -> int:
         """Queue an entry; return its sequence number (see ``reached``)."""
-        return self._put("add", None, line, source, output)
+        return self._put("add", None, line, source)
 
     def recover(self, session: int, line: int, source: str) -> int:
         """Add an entry of an earlier session unless it is there (a cell
         that crashed its host before its entry was committed)."""
-        return self._put("recover", session, line, source, None)
+        return self._put("recover", session, line, source)
 
     def set_output(self, line: int, output: str) -> int:
         """Record the text of a cell's result: the first ``OUTPUT_KEPT``
@@ -114,37 +128,77 @@ class History:
             )
         return self._put("output", None, line, output)
 
-    def _put(self, *op: Any) -> int:
-        # No wake-up here: waking the writer mid-cell would make it fight the
-        # host's thread for the GIL.  The change is committed by whoever
-        # needs it first: the socket thread before sending the reply that
-        # waits for it (``reached``), a reader, or the writer when asked.
-        self._seq += 1
-        self._ops.append((self._seq, *op))
-        return self._seq
+    def _put(self, kind: str, session: int | None, line: int, text: str | None) -> int:
+        # No wake-up here: waking a thread mid-cell would make it fight the
+        # host's thread for the GIL.  The change is committed by the socket
+        # thread once it has sent the reply (``commit_queued``), or by a
+        # reader that needs it first.
+        with self._journal_lock:
+            self._seq += 1
+            seq = self._seq
+            self._ops.append((seq, kind, session, line, text))
+            journal = self._journal
+            if journal is not None and kind != "recover" and max(self.journaled, self.committed) == seq - 1:
+                try:
+                    journal.append(ADD if kind == "add" else OUTPUT, self._session, line, text)
+                    self.journaled = seq
+                except OSError as exc:
+                    log.warning("zembed: history journal %s: %s; replies wait for SQLite again", journal.path, exc)
+                    self._journal = None
+        return seq
 
     def close(self, timeout: float = 5.0) -> None:
-        """Commit what is queued, then stop the writer."""
+        """Commit what is queued, close the database, remove the journal."""
         self._closing = True
-        self._wake.set()
-        if threading.current_thread() is not self._writer:
-            self._writer.join(timeout)
+        self._ready.wait(timeout)
+        worker = self._worker
+        if worker is not None and worker is not threading.current_thread():
+            worker.join(timeout)
+        with self._commit_lock:
+            connection, self._connection = self._connection, None
+            saved = True
+            if connection is not None:
+                batch = [*self._carry, *self._drain()]
+                connection.execute("PRAGMA busy_timeout = 1000")  # what cannot be saved now, the next start replays
+                if batch:
+                    added = self._commit(connection, batch, give_up_if_busy=False)
+                    saved = added is not None and added >= 0
+                    self._added += max(0, added or 0)
+                if saved:
+                    self._maintain(connection, blocking=True)
+                connection.close()
+            if self._journal is not None:
+                self._journal.close(remove=saved)  # kept: the next start replays it
+            self._journal = None
         with self._read_lock:
             if self._reader is not None:
                 self._reader.close()
                 self._reader = None
 
+    def _drain(self) -> list[tuple[Any, ...]]:
+        ops = []
+        while self._ops:
+            ops.append(self._ops.popleft())
+        return ops
+
     # -- the socket thread (and readers) ----------------------------------------
 
     def reached(self, seq: int) -> bool:
-        """Is change ``seq`` committed?  If not, commit what is queued now,
-        without waiting for a busy database; when that is not possible, the
-        writer thread takes over and calls ``on_commit`` when done."""
-        if self.committed >= seq:
+        """May a reply promise change ``seq``?  Yes once it is journaled or
+        committed.  If neither, commit what is queued now, without waiting
+        for a busy database; when that is not possible, the worker takes
+        over and calls ``on_commit`` when done."""
+        if self.journaled >= seq or self.committed >= seq:
             return True
         if not self._commit_pending(blocking=False):
-            self._wake.set()
+            self._start_worker()
         return self.committed >= seq
+
+    def commit_queued(self) -> None:
+        """The socket thread, after sending: commit what is queued, without
+        waiting for a busy database (the worker waits instead)."""
+        if (self._ops or self._carry) and not self._commit_pending(blocking=False) and self._ready.is_set():
+            self._start_worker()
 
     def __len__(self) -> int:
         return int(self._read("SELECT COUNT(*) FROM history", ())[0][0])
@@ -204,13 +258,14 @@ class History:
     def _wait_committed(self, seq: int) -> None:
         """Reads see every change queued before them (bounded wait)."""
         self._ready.wait(READY_TIMEOUT)
-        if self.reached(seq):
+        if self.committed >= seq or self._commit_pending(blocking=False):
             return
-        deadline = time.monotonic() + READY_TIMEOUT  # the database is busy: the writer took over
-        while self.committed < seq and self._writer.is_alive() and time.monotonic() < deadline:
+        self._start_worker()  # the database is busy: the worker waits it out
+        deadline = time.monotonic() + READY_TIMEOUT
+        while self.committed < seq and time.monotonic() < deadline:
             time.sleep(0.0005)
 
-    # -- the writer thread ----------------------------------------------------
+    # -- the worker: opening, waiting out locks, pruning ------------------------
 
     @property
     def _database(self) -> str:
@@ -251,7 +306,7 @@ class History:
         try:
             connection.execute("PRAGMA journal_mode = WAL")
             connection.execute("PRAGMA synchronous = NORMAL")
-            connection.execute("PRAGMA wal_autocheckpoint = 0")  # the writer checkpoints when it prunes
+            connection.execute("PRAGMA wal_autocheckpoint = 0")  # the worker checkpoints when it prunes
             check = connection.execute("PRAGMA quick_check").fetchone()
             if not check or check[0] != "ok":
                 raise sqlite3.DatabaseError(f"integrity check: {check[0] if check else 'no answer'}")
@@ -261,9 +316,13 @@ class History:
             raise
         return connection
 
-    def _run(self) -> None:
+    def _open_session(self) -> None:
+        """The worker's first job: open the database, replay what kernels
+        that ended uncleanly journaled, start this run's session."""
         try:
             connection = self._open()
+            if self.path is not None:
+                replay_orphans(self.path, connection)
             with connection:
                 self._session = (
                     connection.execute(
@@ -278,23 +337,44 @@ class History:
             self.path = None
             connection = self._open()
             self._session = 1
+        if self.path is not None:
+            try:
+                self._journal = Journal(self.path)
+            except OSError as exc:
+                log.warning("zembed: no history journal (%s): replies wait for SQLite", exc)
         self._connection = connection
         self._ready.set()
-        while True:
-            # Clear before committing: a wake-up for changes queued from now
-            # on is never lost, and changes queued before it are taken now.
-            self._wake.clear()
-            self._commit_pending(blocking=True)
-            if self._closing:
-                with self._commit_lock:
-                    connection.close()
-                    self._connection = None
-                return
-            self._wake.wait()
+
+    def _start_worker(self) -> None:
+        """Have the worker run (again): commit what is queued, waiting for a
+        busy database, and prune when due.  It ends when nothing is left."""
+        with self._worker_lock:
+            self._work_wanted = True
+            if self._worker is None:
+                self._worker = threading.Thread(target=self._work, name="zembed-history", daemon=True)
+                mark_untraced(self._worker)
+                self._worker.start()
+
+    def _work(self) -> None:
+        try:
+            if not self._ready.is_set():
+                self._open_session()
+            while True:
+                with self._worker_lock:
+                    if not self._work_wanted or self._closing:
+                        self._worker = None
+                        return
+                    self._work_wanted = False
+                self._commit_pending(blocking=True)
+        except BaseException:
+            with self._worker_lock:
+                self._worker = None
+            self._ready.set()  # nobody waits for a database that will not open
+            log.exception("zembed: the history's worker failed")
 
     def _commit_pending(self, blocking: bool) -> bool:
         """Commit every queued change; False if that must be left to the
-        writer (not open yet, busy with another commit, or the database is
+        worker (not open yet, busy with another commit, or the database is
         locked by another process and ``blocking`` is False)."""
         if not self._ready.is_set() or not self._commit_lock.acquire(blocking=blocking):
             return False
@@ -303,8 +383,7 @@ class History:
             if connection is None:
                 return False
             batch = self._carry
-            while self._ops:
-                batch.append(self._ops.popleft())
+            batch.extend(self._drain())
             if not batch:
                 self._maintain(connection, blocking)
                 return True
@@ -314,50 +393,65 @@ class History:
                 self._carry = batch
                 return False
             self._carry = []
-            self._added += added
-            self._maintain(connection, blocking)
             self.committed = batch[-1][0]
+            if added >= 0:
+                self._added += added
+                self._clear_journal()
+            # else: lost, and logged; the journal keeps them for the next start
+            self._maintain(connection, blocking)
         finally:
             self._commit_lock.release()
         if blocking and self._on_commit is not None:
             self._on_commit()  # replies waiting for these changes can go
         return True
 
+    def _clear_journal(self) -> None:
+        with self._journal_lock:
+            if self._journal is None or self.committed < self._seq:
+                return  # a change journaled since this commit began: cleared after the next
+            try:
+                self._journal.clear()
+            except OSError as exc:
+                log.warning("zembed: history journal %s: %s; replies wait for SQLite again", self._journal.path, exc)
+                self._journal = None
+
     def _maintain(self, connection: sqlite3.Connection, blocking: bool) -> None:
         if self._added < min(PRUNE_EVERY, max(1, self.limit // 10)):  # at most 10% over the limit
             return
         if not blocking:
-            self._wake.set()  # pruning and checkpoints are the writer's: they may take milliseconds
+            self._start_worker()  # pruning and checkpoints are the worker's: they may take milliseconds
             return
         self._added = 0
         self._prune(connection)
 
     def _commit(self, connection: sqlite3.Connection, ops: list[tuple[Any, ...]], give_up_if_busy: bool) -> int | None:
-        """Write ``ops`` in one transaction; the number of entries added, or
-        None when the database is locked and ``give_up_if_busy``."""
+        """Write ``ops`` in one transaction; the number of entries added,
+        None when the database is locked and ``give_up_if_busy``, -1 when
+        they could not be written (logged)."""
         added = 0
         try:
             with connection:
-                for _seq, kind, session, line, *rest in ops:
-                    if kind in ("add", "recover"):
-                        source, output = rest
-                        verb = "INSERT OR REPLACE" if kind == "add" else "INSERT OR IGNORE"
-                        connection.execute(
-                            f"{verb} INTO history (session, line, source, output) VALUES (?, ?, ?, ?)",
-                            (session or self._session, line, source, output),
-                        )
-                        added += 1
-                    else:
+                for _seq, kind, session, line, text in ops:
+                    if kind == "output":
                         connection.execute(
                             "UPDATE history SET output = ? WHERE session = ? AND line = ?",
-                            (rest[0], self._session, line),
+                            (text, self._session, line),
                         )
+                        continue
+                    verb = "INSERT OR REPLACE" if kind == "add" else "INSERT OR IGNORE"
+                    connection.execute(
+                        f"{verb} INTO history (session, line, source) VALUES (?, ?, ?)",
+                        (session or self._session, line, text),
+                    )
+                    added += 1
         except sqlite3.OperationalError as exc:
             if give_up_if_busy and "locked" in str(exc):
                 return None
             log.warning("zembed: history entries not saved: %s", exc)
+            return -1
         except sqlite3.Error as exc:  # disk full, file removed: serving goes on, the loss is logged
             log.warning("zembed: history entries not saved: %s", exc)
+            return -1
         return added
 
     def _prune(self, connection: sqlite3.Connection) -> None:

@@ -143,6 +143,7 @@ class SocketThread(threading.Thread):
         self._sockets = sockets
         self._session = session
         self._routes: Routes | None = None
+        self._after_sending: Callable[[], None] = lambda: None
         self._outbox: deque[tuple[str, list[bytes], Barrier | None]] = deque()
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
@@ -181,9 +182,13 @@ class SocketThread(threading.Thread):
         except (BlockingIOError, OSError):  # the pipe is full: a wake-up is pending anyway
             pass
 
-    def serve(self, routes: Routes) -> None:
-        """Start the thread; what arrives from now on goes to ``routes``."""
+    def serve(self, routes: Routes, after_sending: Callable[[], None] = lambda: None) -> None:
+        """Start the thread; what arrives from now on goes to ``routes``.
+        ``after_sending()`` is called on the thread each time it has sent
+        what was queued: work that must not delay a reply (the history's
+        commit) goes there."""
         self._routes = routes
+        self._after_sending = after_sending
         self.start()
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -226,6 +231,7 @@ class SocketThread(threading.Thread):
                     next_tick = None
                     self._guarded(routes.on_tick)
                 self._flush_outbox()
+                self._guarded(self._after_sending)
             self._flush_outbox()
             deadline = time.monotonic() + 2.0  # replies waiting for the history's commit: let them go out
             while self._outbox and time.monotonic() < deadline:
@@ -291,7 +297,9 @@ class SocketThread(threading.Thread):
                 return  # order is kept: what follows waits too
             outbox.popleft()
             try:
-                sockets[channel].send_multipart(frames, zmq.NOBLOCK, copy=len(frames[-1]) < 65536)
+                # Copied, even when large: a zero-copy send starts pyzmq's
+                # garbage-collector thread for good, a thread more in the host.
+                sockets[channel].send_multipart(frames, zmq.NOBLOCK)
             except zmq.Again:
                 log.debug("zembed: %s send queue full; message dropped", channel)
             except zmq.ZMQError as exc:
