@@ -16,7 +16,7 @@ import argparse
 import statistics
 from pathlib import Path
 
-from bench_kernel import HERE, Process, RawClient, percentile, timed
+from bench_kernel import HERE, Process, RawClient, compile_bytecode, percentile, timed
 
 BLOCK = 50
 
@@ -54,6 +54,7 @@ def main() -> None:
     parser.add_argument("--code", default="1", help="the cell timed (execute `1` unless given)")
     parser.add_argument("--block", type=int, default=BLOCK, help="executes per tree before switching")
     args = parser.parse_args()
+    compile_bytecode(args.other)
     rounds = [one_round(args.other, args.executes, args.code, args.block) for _ in range(args.rounds)]
     for number, figures in enumerate(rounds, 1):
         print(f"round {number}: this {figures['this']:.3f} ms, other {figures['other']:.3f} ms")

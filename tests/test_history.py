@@ -8,7 +8,9 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from conftest import wait_until
 
+from zembed import _kernel_history
 from zembed._kernel_history import History
 
 
@@ -55,12 +57,13 @@ def test_nothing_acknowledged_is_lost_when_the_host_is_killed(start_host, connec
     assert [e[2] for e in tail(connect(again.connection_file), 1000)] == sent
 
 
-def test_history_is_bounded(tmp_path):
+def test_history_is_bounded(tmp_path, monkeypatch):
+    monkeypatch.setattr(_kernel_history, "COMMIT_DELAY", 0)  # commit_due commits at once
     history = History(tmp_path / "h.sqlite", limit=100)
     for i in range(2500):
         history.append(i + 1, f"cell {i}")
         if i % 7 == 0:
-            history.commit_queued()  # as the socket thread does after sending
+            history.commit_due()  # as the socket thread does after sending
     assert history.query({"hist_access_type": "tail", "n": 1})[0][1:] == [2500, "cell 2499"]
     history.close()
     reopened = History(tmp_path / "h.sqlite", limit=100)
@@ -108,6 +111,25 @@ def test_an_unwritable_data_dir_keeps_history_in_memory(tmp_path, caplog):
     history.close()
 
 
+def test_the_socket_thread_commits_the_journal_soon_after_the_replies(start_host, connect):
+    """Replies go out once their entries are journaled; the socket thread
+    commits them within ``COMMIT_DELAY`` even when nothing else arrives,
+    and empties the journal: another process reads them from SQLite."""
+    host = start_host("asyncio", "--name", "committer")
+    client = connect(host.connection_file)
+    for i in range(3):
+        client.run(f"c{i} = {i}")
+    database = Path(os.environ["ZEMBED_DATA_DIR"]) / "apps" / "committer" / "history.sqlite"
+
+    def in_database() -> list[str]:
+        with sqlite3.connect(database) as reader:
+            return [row[0] for row in reader.execute("SELECT source FROM history ORDER BY id")]
+
+    wait_until(lambda: in_database()[-3:] == ["c0 = 0", "c1 = 1", "c2 = 2"], what="the commit")
+    (journal,) = database.parent.glob("history.sqlite-pending-*")
+    wait_until(lambda: journal.read_bytes().count(b"\n") == 1, what="the journal emptied but for its owner line")
+
+
 def test_a_locked_database_holds_no_reply_and_loses_nothing_at_a_kill(start_host, connect):
     """Another process holds the history database locked: replies still come
     (each change is in the kernel's journal first), and when the host is
@@ -136,14 +158,15 @@ def test_a_locked_database_holds_no_reply_and_loses_nothing_at_a_kill(start_host
     assert not [p for p in database.parent.glob("history.sqlite-pending-*") if str(host.pid) in p.name]
 
 
-def test_history_stays_bounded_when_the_socket_thread_commits(tmp_path):
-    """Commits made by the socket thread (``commit_queued``) leave pruning
+def test_history_stays_bounded_when_the_socket_thread_commits(tmp_path, monkeypatch):
+    """Commits made by the socket thread (``commit_due``) leave pruning
     to the history's worker thread, which must still happen."""
+    monkeypatch.setattr(_kernel_history, "COMMIT_DELAY", 0)
     history = History(tmp_path / "h.sqlite", limit=50)
     history.wait_for_session()  # open
     for i in range(400):
         assert history.reached(history.append(i + 1, f"cell {i}")), "journaled: the reply may go at once"
-        history.commit_queued()  # as the socket thread does once it has sent the reply
+        history.commit_due()  # as the socket thread does once it has sent the reply
     history.close()  # the worker, or the last commit, prunes what is due
     reopened = History(tmp_path / "h.sqlite", limit=50)
     assert len(reopened) <= 55

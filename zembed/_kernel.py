@@ -170,7 +170,7 @@ class Kernel:
         self._queue = self._router.queue
         if config.crash_recovery:
             self._start_recovery()
-        self._sockets.serve(self._router, after_sending=self.history.commit_queued)
+        self._sockets.serve(self._router, after_sending=self.history.commit_due)
         try:
             write_connection_file(self.connection_file, served_fields(self._launcher, self.connection_info))
         except BaseException as exc:

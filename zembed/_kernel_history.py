@@ -12,11 +12,11 @@ the change, write it to this kernel's journal (``_history_journal``: one
 line appended to a file, about 2 µs) and return its sequence number.  A
 reply to that cell waits in the socket thread's outbox until
 ``reached(seq)``, which a journaled change is at once; the socket thread
-commits the queued changes to SQLite after it has sent the replies
-(``commit_queued``), so the transaction is not on the round trip.  A
-change that could not be journaled (the database not open yet, the
-journal's disk full) is reached once committed, as before there was a
-journal.  WAL mode with ``synchronous=NORMAL``: a crashed process loses
+commits the queued changes to SQLite in batches, after it has sent the
+replies (``commit_due``: 50 ms after the first), so no transaction is on
+a round trip.  A change that could not be journaled (the database not
+open yet, the journal's disk full) is reached once committed, as before
+there was a journal.  WAL mode with ``synchronous=NORMAL``: a crashed process loses
 nothing it wrote, only a machine crash could.  So nothing a client was
 told about is lost, and the host's thread is never woken or slowed for it.
 
@@ -62,6 +62,10 @@ PRUNE_EVERY = 1000
 # app's database grow by 10 MB a cell (and the reply wait for writing it).
 OUTPUT_KEPT = 10_000
 READY_TIMEOUT = 5.0
+# Journaled changes are committed in batches: at most this long after the
+# first of them, or once this many are queued.
+COMMIT_DELAY = 0.05
+COMMIT_BATCH = 500
 
 
 class History:
@@ -96,6 +100,7 @@ class History:
         self._worker: threading.Thread | None = None
         self._worker_lock = threading.Lock()
         self._work_wanted = False
+        self._due: float | None = None  # when the socket thread commits what is queued (commit_due)
         self._start_worker()  # the first job: open the database
 
     # -- the host's thread ----------------------------------------------------
@@ -131,7 +136,7 @@ class History:
     def _put(self, kind: str, session: int | None, line: int, text: str | None) -> int:
         # No wake-up here: waking a thread mid-cell would make it fight the
         # host's thread for the GIL.  The change is committed by the socket
-        # thread once it has sent the reply (``commit_queued``), or by a
+        # thread after it has sent the reply (``commit_due``), or by a
         # reader that needs it first.
         with self._journal_lock:
             self._seq += 1
@@ -194,11 +199,25 @@ class History:
             self._start_worker()
         return self.committed >= seq
 
-    def commit_queued(self) -> None:
-        """The socket thread, after sending: commit what is queued, without
-        waiting for a busy database (the worker waits instead)."""
-        if (self._ops or self._carry) and not self._commit_pending(blocking=False) and self._ready.is_set():
+    def commit_due(self) -> float | None:
+        """The socket thread, after sending: commit what is queued once the
+        oldest change has waited ``COMMIT_DELAY`` (they are journaled: a
+        commit per cell would sit between a reply and the next request of a
+        client that sends them back to back), without waiting for a busy
+        database (the worker waits instead).  Seconds until it is due again,
+        or None when nothing is queued."""
+        if not self._ops and not self._carry:
+            self._due = None
+            return None
+        now = time.monotonic()
+        if self._due is None:
+            self._due = now + COMMIT_DELAY
+        if now < self._due and len(self._ops) < COMMIT_BATCH:
+            return self._due - now
+        self._due = None
+        if not self._commit_pending(blocking=False) and self._ready.is_set():
             self._start_worker()
+        return None
 
     def __len__(self) -> int:
         return int(self._read("SELECT COUNT(*) FROM history", ())[0][0])

@@ -143,7 +143,7 @@ class SocketThread(threading.Thread):
         self._sockets = sockets
         self._session = session
         self._routes: Routes | None = None
-        self._after_sending: Callable[[], None] = lambda: None
+        self._after_sending: Callable[[], float | None] = lambda: None
         self._outbox: deque[tuple[str, list[bytes], Barrier | None]] = deque()
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
@@ -182,11 +182,12 @@ class SocketThread(threading.Thread):
         except (BlockingIOError, OSError):  # the pipe is full: a wake-up is pending anyway
             pass
 
-    def serve(self, routes: Routes, after_sending: Callable[[], None] = lambda: None) -> None:
+    def serve(self, routes: Routes, after_sending: Callable[[], float | None] = lambda: None) -> None:
         """Start the thread; what arrives from now on goes to ``routes``.
         ``after_sending()`` is called on the thread each time it has sent
-        what was queued: work that must not delay a reply (the history's
-        commit) goes there."""
+        what was queued, for work that must not delay a reply (the
+        history's commit); it returns in how many seconds it wants to be
+        called again even if nothing arrives, or None."""
         self._routes = routes
         self._after_sending = after_sending
         self.start()
@@ -210,15 +211,18 @@ class SocketThread(threading.Thread):
             poller.register(self._sockets[channel], zmq.POLLIN)
         poller.register(self._wake_r, zmq.POLLIN)
         next_tick: float | None = None
+        chore: float | None = None  # when after_sending wants to run again
         try:
             while not self._stopping:
                 interval = routes.tick_interval()
-                if interval is None:
-                    next_tick, timeout = None, None  # block until a message or a wake-up
-                else:
-                    now = time.monotonic()
+                now = time.monotonic()
+                if interval is not None:
                     next_tick = now + interval if next_tick is None else min(next_tick, now + interval)
-                    timeout = int(max(0.0, next_tick - now) * 1000) + 1
+                else:
+                    next_tick = None
+                wake_at = min((t for t in (next_tick, chore) if t is not None), default=None)
+                # None: block until a message or a wake-up
+                timeout = None if wake_at is None else int(max(0.0, wake_at - now) * 1000) + 1
                 ready = dict(poller.poll(timeout))
                 if self._wake_r.fileno() in ready:
                     self._drain_wake()
@@ -231,7 +235,7 @@ class SocketThread(threading.Thread):
                     next_tick = None
                     self._guarded(routes.on_tick)
                 self._flush_outbox()
-                self._guarded(self._after_sending)
+                chore = self._chore()
             self._flush_outbox()
             deadline = time.monotonic() + 2.0  # replies waiting for the history's commit: let them go out
             while self._outbox and time.monotonic() < deadline:
@@ -304,6 +308,14 @@ class SocketThread(threading.Thread):
                 log.debug("zembed: %s send queue full; message dropped", channel)
             except zmq.ZMQError as exc:
                 log.warning("zembed: could not send on %s: %s", channel, exc)
+
+    def _chore(self) -> float | None:
+        try:
+            delay = self._after_sending()
+        except Exception:
+            self._failed.error("zembed: error in the socket thread's work after sending; still serving", exc_info=True)
+            return None
+        return None if delay is None else time.monotonic() + delay
 
     def _barrier_reached(self, barrier: Barrier) -> bool:
         try:
