@@ -197,3 +197,25 @@ def test_a_huge_result_keeps_a_bounded_text_in_the_history():
         assert len(big) < OUTPUT_KEPT + 100 and answer == "42"
     finally:
         kernel.close()
+
+
+def test_changes_wait_out_a_locked_database_and_are_committed_after(tmp_path, monkeypatch):
+    """The socket thread's commit finds the database locked by another
+    process: the worker waits the lock out and commits; nothing is dropped."""
+    monkeypatch.setattr(_kernel_history, "COMMIT_DELAY", 0)
+    history = History(tmp_path / "h.sqlite")
+    history.wait_for_session()
+    blocker = sqlite3.connect(tmp_path / "h.sqlite", isolation_level=None)
+    try:
+        blocker.execute("BEGIN EXCLUSIVE")
+        seqs = [history.append(i + 1, f"while locked {i}") for i in range(3)]
+        assert all(history.reached(seq) for seq in seqs), "journaled: the replies may go"
+        history.commit_due()  # cannot commit now: the worker takes over
+        assert history.committed < seqs[-1]
+    finally:
+        blocker.close()  # the lock goes; the worker's wait ends
+    wait_until(lambda: history.committed >= seqs[-1], what="the worker's commit")
+    history.close()
+    with sqlite3.connect(tmp_path / "h.sqlite") as reader:
+        assert [r[0] for r in reader.execute("SELECT source FROM history")] == [f"while locked {i}" for i in range(3)]
+    assert not list(tmp_path.glob("h.sqlite-pending-*"))

@@ -445,8 +445,8 @@ class History:
 
     def _commit(self, connection: sqlite3.Connection, ops: list[tuple[Any, ...]], give_up_if_busy: bool) -> int | None:
         """Write ``ops`` in one transaction; the number of entries added,
-        None when the database is locked and ``give_up_if_busy``, -1 when
-        they could not be written (logged)."""
+        None when the database is locked (and ``give_up_if_busy``, or the
+        changes are journaled), -1 when they could not be written (logged)."""
         added = 0
         try:
             with connection:
@@ -464,8 +464,8 @@ class History:
                     )
                     added += 1
         except sqlite3.OperationalError as exc:
-            if give_up_if_busy and "locked" in str(exc):
-                return None
+            if "locked" in str(exc) and (give_up_if_busy or self._journal is not None):
+                return None  # tried again later; journaled changes are safe meanwhile
             log.warning("zembed: history entries not saved: %s", exc)
             return -1
         except sqlite3.Error as exc:  # disk full, file removed: serving goes on, the loss is logged
