@@ -56,9 +56,10 @@ def test_kernel_and_loops_surface_is_pinned():
 
     members = sorted(n for n in dir(zembed.Kernel) if not n.startswith("_"))
     assert members == [
-        "call_on_host", "current_parent", "detach", "detached", "executing", "host_busy_seconds", "interrupt",
-        "loop", "magics", "messages_handled", "on_stop", "poll", "register_comm_target", "register_magic", "running",
-        "running_cell", "status", "stop", "subscribers", "take_queued", "wait",
+        "call_on_host", "cluster", "current_parent", "detach", "detached", "executing", "host_busy_seconds",
+        "interrupt", "join_cluster", "leave_cluster", "loop", "magics", "messages_handled", "on_stop", "poll",
+        "register_comm_target", "register_magic", "running", "running_cell", "status", "stop", "subscribers",
+        "take_queued", "wait",
     ]  # fmt: skip
     kernel = zembed.start_kernel({}, name="pinned", loop="poll")
     try:

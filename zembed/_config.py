@@ -107,6 +107,12 @@ class KernelConfig(HasTraits):
         "of the app, zconsole and `zembed crashes` can say how and in which cell a host died.",
     ).tag(config=True)
 
+    cluster = Unicode(
+        "",
+        help="Join this ipyparallel cluster as an engine at start: the path of the controller's "
+        "ipcontroller-engine.json (see Many hosts). Empty: no cluster.",
+    ).tag(config=True)
+
     # Set by load_config: the name was not given, so it came from the program's name.
     name_derived = False
 

@@ -57,6 +57,7 @@ ErrorHook = Callable[["Kernel", BaseException], None]
 
 if TYPE_CHECKING:
     from ._debugger import Debugger
+    from ._engine import Engine
     from ._magics import Magics
 
 
@@ -95,6 +96,7 @@ class Kernel:
         self._stop_requested = False  # stop() was called from a cell: stop once its request is answered
         self._stop_callbacks: list[Callable[[], None]] = []
         self._stop_lock = threading.Lock()
+        self._engine: Engine | None = None  # this host's membership of a cluster (join_cluster)
         self._stopped = False
 
         self.connection_file: Path = claim_connection_file(config)
@@ -114,6 +116,11 @@ class Kernel:
             log.info("zembed: app name %r comes from the program's name; pass name= to choose one", self.name)
         for crash in self.crashes:
             log.warning("zembed: %s (zembed crashes %s)", crash["text"], self.name)
+        if config.cluster:
+            try:
+                self.join_cluster(config.cluster)
+            except UsageError as exc:  # the kernel serves on: a bad cluster file costs the cluster only
+                log.error("zembed: %s", exc)
 
     def _open(
         self,
@@ -131,6 +138,7 @@ class Kernel:
                 ip = str(self.connection_file.with_suffix("")) + "-ipc"
             private_dir(Path(ip).parent)  # the socket files live there
         context: zmq.Context[Any] = zmq.Context()
+        self._context = context  # the engine of a cluster (join_cluster) has its sockets here too
         try:
             sockets, bound = bind_sockets(
                 context, endpoint.transport, ip, endpoint.ports, config.max_message_bytes, curve[1] if curve else None
@@ -262,6 +270,7 @@ class Kernel:
             self._stopped = True
         self.outbox.closed = True
         atexit.unregister(self._stop_at_exit)
+        self.leave_cluster()  # before the context closes with the socket thread
         for callback in self._stop_callbacks:
             try:
                 callback()
@@ -342,6 +351,32 @@ class Kernel:
         answers.  ipywidgets' targets register themselves."""
         self.comms.register_target(name, callback)
 
+    def join_cluster(self, url_file: str | os.PathLike[str]) -> None:
+        """Join an ipyparallel cluster as an engine: ``url_file`` is the
+        controller's ``ipcontroller-engine.json``.  Returns at once; the
+        engine registers (and re-registers after a controller restart) on a
+        thread of its own, and runs what clients send on the host's thread.
+        Raises ``ClusterError`` for a file that cannot be used; joining
+        again first leaves the cluster this host is in."""
+        from ._engine import Engine
+
+        engine = Engine(self, url_file, self._context)
+        self.leave_cluster()
+        self._engine = engine
+        engine.start()
+
+    def leave_cluster(self) -> None:
+        """Unregister from the cluster, if this host is in one."""
+        engine, self._engine = self._engine, None
+        if engine is not None:
+            engine.stop()
+
+    @property
+    def cluster(self) -> dict[str, Any] | None:
+        """This host's cluster membership (controller file, engine id,
+        state), or None."""
+        return None if self._engine is None else self._engine.status()
+
     def status(self) -> dict[str, Any]:
         """What ``%zembed`` shows."""
         return {
@@ -354,6 +389,7 @@ class Kernel:
             "host thread time": f"{self._queue.host_seconds:.3f} s",
             "uptime": f"{time.monotonic() - self.started:.0f} s",
             "execution count": self.execution_count,
+            **({"cluster": _cluster_text(self._engine.status())} if self._engine is not None else {}),
         }
 
     def host_busy_seconds(self) -> float:
@@ -423,3 +459,8 @@ class Kernel:
     def take_queued(self, predicate: Callable[[str, Message], bool]) -> list[tuple[str, Message]]:
         """Remove and return queued requests matching ``predicate`` (host thread)."""
         return self._queue.take(predicate)
+
+
+def _cluster_text(membership: dict[str, Any]) -> str:
+    engine = membership["engine_id"]
+    return f"engine {engine if engine is not None else '?'} of {membership['controller']} ({membership['state']})"

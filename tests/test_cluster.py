@@ -1,0 +1,181 @@
+"""Running hosts as engines of a real ipyparallel cluster: a real
+``ipcontroller`` on loopback with a temporary profile, real host
+subprocesses joining it (``ZEMBED_CLUSTER`` in their environment, or
+``kernel.join_cluster`` from a cell), driven by an unmodified
+``ipyparallel.Client``."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import wait_until
+
+ipp = pytest.importorskip("ipyparallel")
+
+pytestmark = pytest.mark.timeout(180)
+
+
+class Controller:
+    def __init__(self, profile_dir: Path) -> None:
+        self.profile_dir = profile_dir
+        self.engine_file = profile_dir / "security" / "ipcontroller-engine.json"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.engine_file.unlink(missing_ok=True)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "ipyparallel.controller", f"--profile-dir={self.profile_dir}", "--ip=127.0.0.1"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_until(self.engine_file.exists, timeout=60, what="ipcontroller's engine file")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+
+    def client(self) -> ipp.Client:
+        return ipp.Client(profile_dir=str(self.profile_dir), timeout=30)
+
+
+@pytest.fixture
+def controller(tmp_path: Path) -> Iterator[Controller]:
+    profile = tmp_path / "profile_cluster"
+    profile.mkdir()
+    running = Controller(profile)
+    running.start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture
+def cluster(controller, start_host):
+    """The controller, two hosts joined to it (an asyncio host and a poll
+    host), and a client that sees both engines."""
+    env = {"ZEMBED_CLUSTER": str(controller.engine_file)}
+    hosts = [start_host("asyncio", "--name", "farm-a", env=env), start_host("poll", "--name", "farm-b", env=env)]
+    client = controller.client()
+    try:
+        client.wait_for_engines(2, timeout=60)
+        yield controller, hosts, client
+    finally:
+        client.close()
+
+
+def test_hosts_join_and_every_direct_view_method_reaches_their_main_threads(cluster):
+    _, hosts, rc = cluster
+    view = rc[:]
+    pids = sorted(view.apply_sync(os.getpid))
+    assert pids == sorted(h.pid for h in hosts)
+
+    @ipp.interactive  # functions of this module travel by value, as from a notebook
+    def on_main_thread() -> bool:
+        import threading
+
+        return threading.current_thread() is threading.main_thread()
+
+    assert view.apply_sync(on_main_thread) == [True, True]
+
+    @ipp.interactive
+    def frames_so_far() -> int:
+        return host.frames  # noqa: F821 - the host's own object, in its namespace
+
+    first = view.apply_sync(frames_so_far)
+    assert all(isinstance(n, int) for n in first)
+    wait_until(lambda: all(b > a for a, b in zip(first, view.apply_sync(frames_so_far), strict=True)))
+
+    view.execute("doubled = host.frames * 2 > 0", block=True)
+    assert view.pull("doubled", block=True) == [True, True]
+    view.push({"shared": {"answer": 42}}, block=True)
+    assert view.apply_sync(ipp.interactive(lambda: shared["answer"])) == [42, 42]  # noqa: F821
+    view.scatter("part", list(range(10)), block=True)
+    assert sorted(view.gather("part", block=True)) == list(range(10))
+    assert view.map_sync(ipp.interactive(lambda x: x * x), range(6)) == [0, 1, 4, 9, 16, 25]
+
+    printed = view.execute("print('hello from', host.name if hasattr(host, 'name') else 'a host')", block=True)
+    assert all("hello from" in out for out in printed.stdout)
+
+
+def test_a_load_balanced_view_and_errors_come_back_as_from_any_engine(cluster):
+    _, hosts, rc = cluster
+    lview = rc.load_balanced_view()
+    results = lview.map_sync(ipp.interactive(lambda x: (x, __import__("os").getpid())), range(20))
+    assert [x for x, _ in results] == list(range(20))
+    assert {pid for _, pid in results} <= {h.pid for h in hosts}
+
+    @ipp.interactive
+    def fails() -> None:
+        raise ValueError("on purpose")
+
+    with pytest.raises(ipp.error.CompositeError) as caught:
+        rc[:].apply_sync(fails)
+    assert "ValueError" in str(caught.value) and "on purpose" in str(caught.value)
+    assert rc[:].apply_sync(ipp.interactive(lambda: 1)) == [1, 1], "the engines serve on after an error"
+
+
+def test_a_cell_joins_and_leaves_a_cluster_and_status_says_so(controller, start_host, connect):
+    host = start_host("asyncio", "--name", "joiner")
+    client = connect(host.connection_file)
+    client.run(f"kernel.join_cluster({str(controller.engine_file)!r})")  # the host put its kernel in the namespace
+    rc = controller.client()
+    try:
+        rc.wait_for_engines(1, timeout=60)
+        assert rc[:].apply_sync(os.getpid) == [host.pid]
+        membership = client.value("kernel.cluster")
+        assert membership["state"] == "registered" and membership["engine_id"] == rc.ids[0]
+        assert "engine" in client.value("kernel.status()")["cluster"]
+        shown = client.run("%zembed").stream()
+        assert f"engine {rc.ids[0]} of {controller.engine_file} (registered)" in shown
+        client.run("kernel.leave_cluster()")
+        wait_until(lambda: not rc.ids, timeout=30, what="the controller dropping the engine that left")
+        assert client.value("kernel.cluster") is None
+        assert client.value("1 + 1") == 2, "the host's own kernel serves on"
+    finally:
+        rc.close()
+
+
+def test_a_bad_cluster_file_is_a_clear_error_and_the_kernel_serves_on(tmp_path, start_host, connect):
+    missing = tmp_path / "nowhere" / "ipcontroller-engine.json"
+    host = start_host("asyncio", "--name", "lonely", env={"ZEMBED_CLUSTER": str(missing)})
+    client = connect(host.connection_file)
+    assert client.value("1 + 1") == 2
+    outcome = client.run(f"kernel.join_cluster({str(missing)!r})")
+    assert outcome.content["ename"] == "ClusterError"
+    assert "no controller file" in outcome.content["evalue"]
+
+
+def test_a_killed_host_is_dropped_at_once_and_registers_again_when_it_returns(cluster, start_host):
+    controller, hosts, rc = cluster
+    victim = hosts[1]
+    os.kill(victim.pid, signal.SIGKILL)  # no goodbye: the nanny tells the controller
+    victim.process.wait(10)
+    wait_until(lambda: len(rc.ids) == 1, timeout=15, what="the controller dropping the killed host")
+    assert rc[:].apply_sync(os.getpid) == [hosts[0].pid], "the other host serves on"
+    again = start_host("poll", "--name", "farm-b", env={"ZEMBED_CLUSTER": str(controller.engine_file)})
+    wait_until(lambda: len(rc.ids) == 2, timeout=30, what="the restarted host registering again")
+    assert sorted(rc[:].apply_sync(os.getpid)) == sorted([hosts[0].pid, again.pid])
+
+
+def test_a_controller_restart_does_not_disturb_the_hosts_and_they_join_the_new_one(cluster, connect):
+    controller, hosts, rc = cluster
+    rc.close()
+    client = connect(hosts[0].connection_file)
+    controller.stop()  # kill -9: no goodbye to the engines
+    assert client.value("1 + 1") == 2, "the host's own kernel serves on without its controller"
+    controller.start()  # a new file: new ports, a new key
+    fresh = controller.client()
+    try:
+        fresh.wait_for_engines(2, timeout=60)
+        assert sorted(fresh[:].apply_sync(os.getpid)) == sorted(h.pid for h in hosts)
+        assert client.value("kernel.cluster['state']") == "registered"
+    finally:
+        fresh.close()
