@@ -125,7 +125,8 @@ def test_a_load_balanced_view_and_errors_come_back_as_from_any_engine(cluster):
 def test_a_cell_joins_and_leaves_a_cluster_and_status_says_so(controller, start_host, connect):
     host = start_host("asyncio", "--name", "joiner")
     client = connect(host.connection_file)
-    client.run(f"kernel.join_cluster({str(controller.engine_file)!r})")  # the host put its kernel in the namespace
+    # the host put its kernel in its namespace; the profile form, as ipengine takes it
+    client.run(f"kernel.join_cluster(profile_dir={str(controller.profile_dir)!r})")
     rc = controller.client()
     try:
         rc.wait_for_engines(1, timeout=60)
@@ -151,6 +152,11 @@ def test_a_bad_cluster_file_is_a_clear_error_and_the_kernel_serves_on(tmp_path, 
     outcome = client.run(f"kernel.join_cluster({str(missing)!r})")
     assert outcome.content["ename"] == "ClusterError"
     assert "no controller file" in outcome.content["evalue"]
+    both = client.run(f"kernel.join_cluster({str(missing)!r}, profile='default')")
+    assert "not both" in both.content["evalue"]
+    profile = client.run(f"kernel.join_cluster(profile_dir={str(tmp_path)!r}, cluster_id='farm')")
+    assert str(tmp_path / "security" / "ipcontroller-farm-engine.json") in profile.content["evalue"]
+    assert client.value("kernel.cluster") is None and client.value("2 + 2") == 4
 
 
 def test_a_killed_host_is_dropped_at_once_and_registers_again_when_it_returns(cluster, start_host):
@@ -179,3 +185,87 @@ def test_a_controller_restart_does_not_disturb_the_hosts_and_they_join_the_new_o
         assert client.value("kernel.cluster['state']") == "registered"
     finally:
         fresh.close()
+
+
+def test_a_running_task_is_interrupted_and_a_queued_one_aborted_without_signalling_the_host(cluster, connect):
+    _, hosts, rc = cluster
+    target = rc[0]
+    engine_pid = target.apply_sync(os.getpid)
+    host = next(h for h in hosts if h.pid == engine_pid)
+
+    @ipp.interactive
+    def nap() -> str:
+        import time
+
+        print("napping", flush=True)
+        time.sleep(60)
+        return "slept"
+
+    running = target.apply_async(nap)
+    queued = target.apply_async(ipp.interactive(lambda: "ran"))
+    client = connect(host.connection_file)
+
+    def started() -> bool:
+        rc.spin()
+        return "napping" in (running.stdout or "")
+
+    wait_until(started, what="the task starting (its output on the cluster's iopub)")
+    rc.abort(queued, targets=[rc.ids[0]], block=True)
+    rc.send_signal("SIGINT", targets=[rc.ids[0]], block=True)
+    with pytest.raises(ipp.error.RemoteError) as interrupted:
+        running.get(timeout=10)
+    assert interrupted.value.ename == "KeyboardInterrupt"
+    with pytest.raises(ipp.error.TaskAborted):
+        queued.get(timeout=10)
+    with pytest.raises(ipp.error.RemoteError, match="never signals a host"):
+        rc.send_signal("SIGTERM", targets=[rc.ids[0]], block=True)
+    assert host.process.poll() is None and client.value("1 + 1") == 2, "the host lives on, unsignalled"
+    assert target.apply_sync(ipp.interactive(lambda: "again")) == "again"
+
+
+def test_a_qt_host_serves_the_cluster_from_its_event_loop(controller, start_host):
+    qt_host = start_host("qt", "--name", "qt-engine", env={"ZEMBED_CLUSTER": str(controller.engine_file)})
+    rc = controller.client()
+    try:
+        rc.wait_for_engines(1, timeout=60)
+
+        @ipp.interactive
+        def where() -> tuple[int, bool, bool]:
+            import threading
+
+            from PySide6 import QtCore
+
+            app = QtCore.QCoreApplication.instance()
+            return (
+                __import__("os").getpid(),
+                threading.current_thread() is threading.main_thread(),
+                app is not None and QtCore.QThread.currentThread() is app.thread(),
+            )
+
+        # 'host' below is the host's own object, in its namespace (this test's is qt_host)
+        assert rc[:].apply_sync(where) == [(qt_host.pid, True, True)]
+        before = rc[:].apply_sync(ipp.interactive(lambda: host.frames))[0]  # noqa: F821
+        wait_until(lambda: rc[:].apply_sync(ipp.interactive(lambda: host.frames))[0] > before)  # noqa: F821
+    finally:
+        rc.close()
+
+
+def test_px_in_ipython_runs_on_every_host(cluster, tmp_path):
+    controller, hosts, _ = cluster
+    script = tmp_path / "px.ipy"
+    script.write_text(
+        "import ipyparallel as ipp\n"
+        f"rc = ipp.Client(profile_dir={str(controller.profile_dir)!r})\n"
+        "rc.wait_for_engines(2, timeout=60)\n"
+        "rc[:].activate()\n"
+        "%px import os; px_pid = os.getpid()\n"
+        "print(sorted(rc[:].pull('px_pid', block=True)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "IPython", "--no-banner", "--colors=nocolor", str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert str(sorted(h.pid for h in hosts)) in done.stdout

@@ -25,7 +25,6 @@ from ._interrupt import Interrupter
 from ._stdin import RequestInput, StdinBridge
 
 Content = dict[str, Any]
-Publish = Callable[[str, Content, Content], None]  # (msg_type, content, parent)
 
 
 class CrashNotes(Protocol):
@@ -43,7 +42,8 @@ class Cells:
         self.interrupter = Interrupter()
         self.stdin = StdinBridge()
         self.notes: CrashNotes | None = None  # set when crash recovery is on
-        self._active: tuple[OutputBuffer, Content] | None = None  # its output, its request's header
+        # its output, its request's header, and where its output goes (the kernel's iopub, or a cluster's)
+        self._active: tuple[OutputBuffer, Content, Callable[[str, Content], None]] | None = None
         self._started: float | None = None
         self._count = 0
 
@@ -78,12 +78,13 @@ class Cells:
             "waiting_for_input": self.stdin.waiting,
         }
 
-    def flush_output(self, publish: Publish) -> None:
-        """Publish what the running cell printed since the last flush (socket thread's tick)."""
+    def flush_output(self) -> None:
+        """Publish what the running cell printed since the last flush, where
+        its request's output goes (socket thread's tick)."""
         active = self._active
         if active is not None:
-            buffer, parent = active
-            buffer.flush(lambda name, text: publish("stream", {"name": name, "text": text}, parent))
+            buffer, _, publish = active
+            buffer.flush(lambda name, text: publish("stream", {"name": name, "text": text}))
 
     def interrupt(self, queued: bool) -> bool:
         """KeyboardInterrupt in the running cell; or, when a cell was sent
@@ -135,7 +136,7 @@ class Cells:
         expressions: Content = {}
         try:
             with (
-                self._running(buffer, parent, count),
+                self._running(buffer, parent, count, publish),
                 captured_streams(buffer),
                 publishing(display),
                 self.stdin.patched(request_input, allow_stdin),
@@ -151,10 +152,12 @@ class Cells:
         return result, expressions
 
     @contextmanager
-    def _running(self, buffer: OutputBuffer, parent: Content, count: int) -> Iterator[None]:
+    def _running(
+        self, buffer: OutputBuffer, parent: Content, count: int, publish: Callable[[str, Content], None]
+    ) -> Iterator[None]:
         """Mark the cell as running: its output is flushed on the socket
         thread's tick, and ``host_busy_seconds`` counts from now."""
-        self._active, self._count = (buffer, parent), count
+        self._active, self._count = (buffer, parent, publish), count
         self._started = time.monotonic()
         try:
             yield

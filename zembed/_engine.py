@@ -35,6 +35,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import socket
 import subprocess
 import threading
@@ -65,6 +66,21 @@ FIELDS = ("interface", "registration", "control", "mux", "task", "iopub", "hb_pi
 
 class ClusterError(UsageError):
     """The engine file cannot be used."""
+
+
+def engine_file_for(
+    profile: str | None = None, profile_dir: str | os.PathLike[str] | None = None, cluster_id: str = ""
+) -> Path:
+    """Where ipcontroller writes its engine file: ``<profile_dir>/security/
+    ipcontroller[-<cluster_id>]-engine.json``, the profile dir being
+    ``$IPYTHONDIR/profile_<profile>`` (``~/.ipython``) unless given."""
+    if profile_dir is None:
+        base = Path(os.environ.get("IPYTHONDIR") or Path.home() / ".ipython").expanduser()
+        profile_dir = base / f"profile_{profile or 'default'}"
+    elif profile is not None:
+        raise ClusterError("cluster: give a profile or a profile_dir, not both")
+    name = f"ipcontroller-{cluster_id}-engine.json" if cluster_id else "ipcontroller-engine.json"
+    return Path(profile_dir).expanduser() / "security" / name
 
 
 def read_engine_file(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -116,6 +132,8 @@ class Engine:
         self._stopping = False
         self._count = 0  # execute_requests run, for their execution_count
         self._aborted: set[str] = set()
+        self._pending: set[str] = set()  # requests handed to the host's thread, not started
+        self._running: str | None = None  # the msg_id of the request running on the host's thread
         self._rejected = RateLimitedLog(what="rejected cluster messages")
         self._nanny: subprocess.Popen[bytes] | None = None
         self._thread = threading.Thread(target=self._run, name="zembed-engine", daemon=True)
@@ -300,7 +318,12 @@ class Engine:
         poller.register(self._wake_r, zmq.POLLIN)
         last_ping = last_check = time.monotonic()
         while not self._stopping:
-            ready = dict(poller.poll(int(self._hb_period * 1000)))
+            # While a task of the cluster's runs, its output streams from here (the kernel's
+            # socket thread ticks for the kernel's own requests only).
+            flush = self.kernel.config.stream_flush_interval if self._running is not None else self._hb_period
+            ready = dict(poller.poll(int(min(flush, self._hb_period) * 1000)))
+            if self._running is not None:
+                self.kernel.cells.flush_output()
             if time.monotonic() - last_check > self._hb_period:
                 last_check = time.monotonic()
                 if _file_stamp(self.path) != self._seen:
@@ -364,10 +387,12 @@ class Engine:
     def _dispatch(self, channel: str, message: Message) -> None:
         msg_type = message.msg_type
         if channel == "control":
-            if msg_type == "abort_request":
-                ids = message.content.get("msg_ids") or []
+            if msg_type == "abort_request":  # no ids: everything not started yet
+                ids = message.content.get("msg_ids") or list(self._pending)
                 self._aborted.update(str(i) for i in ([ids] if isinstance(ids, str) else ids))
                 self._send("control", "abort_reply", {"status": "ok"}, message)
+            elif msg_type == "signal_request":
+                self._send("control", "signal_reply", self._signal(message.content.get("sig")), message)
             elif msg_type == "kernel_info_request":
                 self._send("control", "kernel_info_reply", self._kernel_info(), message)
             elif msg_type == "clear_request":
@@ -380,7 +405,19 @@ class Engine:
         if msg_type not in ("apply_request", "execute_request"):
             self._send("shell", _reply_type(msg_type), _refused(msg_type, "not served by a host engine"), message)
             return
+        self._pending.add(message.msg_id)
         self.kernel.call_on_host(lambda: self._on_host(message))
+
+    def _signal(self, sig: Any) -> dict[str, Any]:
+        """A host is never signalled: SIGINT interrupts the cluster's task
+        running on the host's thread, as an interrupt_request does a cell."""
+        if sig not in (signal.SIGINT, int(signal.SIGINT), "SIGINT", "INT"):
+            return _refused("signal_request", f"zembed never signals a host; only SIGINT (an interrupt), not {sig!r}")
+        running = self._running
+        parent = self.kernel.current_parent()
+        if running is not None and parent is not None and parent.get("msg_id") == running:
+            self.kernel.cells.interrupt(False)
+        return {"status": "ok"}
 
     def _kernel_info(self) -> dict[str, Any]:
         import platform
@@ -399,12 +436,14 @@ class Engine:
     # -- the host's thread --------------------------------------------------------------
 
     def _on_host(self, message: Message) -> None:
+        self._pending.discard(message.msg_id)
         metadata = self._metadata(message)
         reply_type = _reply_type(message.msg_type)
         if message.msg_id in self._aborted:
             self._aborted.discard(message.msg_id)
             self._send("shell", reply_type, {"status": "aborted"}, message, metadata={**metadata, "status": "aborted"})
             return
+        self._running = message.msg_id  # before the busy status's wake-up: the engine's thread streams its output
         self._publish(message, "status", {"execution_state": "busy"})
         buffers: list[Any] = []
         try:
@@ -422,6 +461,8 @@ class Engine:
         except Exception as exc:  # zembed's own failure: the client still gets an answer
             log.exception("zembed: cluster: a %s failed", message.msg_type)
             content = _failure(exc)
+        finally:
+            self._running = None
         if content["status"] == "error":
             content["engine_info"] = {"engine_uuid": self.uuid, "engine_id": self.id, "method": message.msg_type[:-8]}
             metadata["engine_info"] = {"engine_uuid": self.uuid, "engine_id": self.id}

@@ -351,15 +351,28 @@ class Kernel:
         answers.  ipywidgets' targets register themselves."""
         self.comms.register_target(name, callback)
 
-    def join_cluster(self, url_file: str | os.PathLike[str]) -> None:
+    def join_cluster(
+        self,
+        url_file: str | os.PathLike[str] | None = None,
+        *,
+        profile: str | None = None,
+        profile_dir: str | os.PathLike[str] | None = None,
+        cluster_id: str = "",
+    ) -> None:
         """Join an ipyparallel cluster as an engine: ``url_file`` is the
-        controller's ``ipcontroller-engine.json``.  Returns at once; the
-        engine registers (and re-registers after a controller restart) on a
-        thread of its own, and runs what clients send on the host's thread.
-        Raises ``ClusterError`` for a file that cannot be used; joining
-        again first leaves the cluster this host is in."""
-        from ._engine import Engine
+        controller's ``ipcontroller-engine.json``; or name the controller's
+        IPython ``profile`` (or ``profile_dir``) and ``cluster_id``, as
+        ``ipengine`` takes them.  Returns at once; the engine registers (and
+        re-registers after a controller restart) on a thread of its own, and
+        runs what clients send on the host's thread.  Raises
+        ``ClusterError`` for a file that cannot be used; joining again
+        first leaves the cluster this host is in."""
+        from ._engine import ClusterError, Engine, engine_file_for
 
+        if url_file is None:
+            url_file = engine_file_for(profile, profile_dir, cluster_id)
+        elif profile is not None or profile_dir is not None or cluster_id:
+            raise ClusterError("cluster: give the engine file, or a profile and cluster id, not both")
         engine = Engine(self, url_file, self._context)
         self.leave_cluster()
         self._engine = engine

@@ -94,7 +94,7 @@ class Router:
         return interval
 
     def on_tick(self) -> None:
-        self._kernel.cells.flush_output(self._kernel.outbox.publish)
+        self._kernel.cells.flush_output()
         self._check_poll_stall()
 
     def last_poll(self) -> float | None:
