@@ -116,6 +116,10 @@ class MemoryKernel:
     def executing(self) -> bool:
         return self.cells.executing
 
+    @property
+    def cluster(self) -> dict[str, Any] | None:
+        return None
+
     def host_busy_seconds(self) -> float:
         return 0.0
 

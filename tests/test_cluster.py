@@ -6,6 +6,7 @@ subprocesses joining it (``ZEMBED_CLUSTER`` in their environment, or
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -136,6 +137,16 @@ def test_a_cell_joins_and_leaves_a_cluster_and_status_says_so(controller, start_
         assert "engine" in client.value("kernel.status()")["cluster"]
         shown = client.run("%zembed").stream()
         assert f"engine {rc.ids[0]} of {controller.engine_file} (registered)" in shown
+        listed = subprocess.run([sys.executable, "-m", "zembed", "list"], capture_output=True, text=True, timeout=30)
+        line = next(row for row in listed.stdout.splitlines() if row.startswith("joiner"))
+        assert line.endswith(f"[engine {rc.ids[0]}, registered]"), listed.stdout
+        as_json = subprocess.run(
+            [sys.executable, "-m", "zembed", "list", "--json"], capture_output=True, text=True, timeout=30
+        )
+        (record,) = [r for r in json.loads(as_json.stdout) if r["app"] == "joiner"]
+        assert record["cluster"]["engine_id"] == rc.ids[0] and record["cluster"]["controller"] == str(
+            controller.engine_file
+        )
         client.run("kernel.leave_cluster()")
         wait_until(lambda: not rc.ids, timeout=30, what="the controller dropping the engine that left")
         assert client.value("kernel.cluster") is None
@@ -269,3 +280,98 @@ def test_px_in_ipython_runs_on_every_host(cluster, tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert str(sorted(h.pid for h in hosts)) in done.stdout
+
+
+class FakeController:
+    """The controller's side of the engine protocol, by hand: to send what
+    a real controller never would."""
+
+    def __init__(self, directory: Path) -> None:
+        import zmq
+
+        from zembed._protocol import Session, new_key
+
+        self.zmq = zmq
+        self.context = zmq.Context()
+        self.key = new_key()
+        self.session = Session(self.key)
+        kinds = {"registration": zmq.ROUTER, "control": zmq.ROUTER, "mux": zmq.ROUTER, "task": zmq.ROUTER}
+        kinds.update({"iopub": zmq.SUB, "hb_ping": zmq.PUB, "hb_pong": zmq.ROUTER, "broadcast": zmq.ROUTER})
+        self.sockets = {}
+        ports = {}
+        for name, kind in kinds.items():
+            sock = self.context.socket(kind)
+            sock.linger = 0
+            if kind == zmq.ROUTER:
+                sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
+            ports[name] = sock.bind_to_random_port("tcp://127.0.0.1")
+            self.sockets[name] = sock
+        self.sockets["iopub"].setsockopt(zmq.SUBSCRIBE, b"")
+        ports["broadcast"] = [ports["broadcast"]]
+        self.engine_file = directory / "ipcontroller-engine.json"
+        self.engine_file.write_text(
+            json.dumps(
+                {"interface": "tcp://127.0.0.1", **ports, "key": self.key.decode(), "signature_scheme": "hmac-sha256"}
+            )
+        )
+        self.identity = b""
+
+    def register(self) -> None:
+        frames = self.recv("registration", timeout=20)
+        self.identity = frames[0]
+        request = self.session.parse(frames[1:])
+        assert request.msg_type == "registration_request" and request.content["uuid"].encode() == self.identity
+        reply = self.session.serialize("registration_reply", {"status": "ok", "id": 7, "hb_period": 3000})
+        self.sockets["registration"].send_multipart([self.identity, *reply])
+
+    def recv(self, name: str, timeout: float = 10) -> list[bytes]:
+        sock = self.sockets[name]
+        assert sock.poll(int(timeout * 1000)), f"nothing on {name} within {timeout} s"
+        return sock.recv_multipart()
+
+    def send_to_engine(self, name: str, frames: list[bytes]) -> None:
+        wait_until(lambda: self._try_send(name, frames), what=f"the engine connected to {name}")
+
+    def _try_send(self, name: str, frames: list[bytes]) -> bool:
+        try:
+            self.sockets[name].send_multipart([self.identity, *frames])
+        except self.zmq.ZMQError:  # not connected yet (ROUTER_MANDATORY)
+            return False
+        return True
+
+    def request(self, msg_type: str, content: dict, buffers: list[bytes] | None = None, name: str = "mux") -> dict:
+        frames = self.session.serialize(msg_type, content, idents=[b"client"], buffers=buffers)
+        self.send_to_engine(name, frames)
+        while True:
+            reply = self.session.parse(self.recv(name)[1:])
+            if reply.msg_type.endswith("_reply"):
+                return {"type": reply.msg_type, "content": reply.content, "metadata": reply.metadata}
+
+    def close(self) -> None:
+        for sock in self.sockets.values():
+            sock.close(linger=0)
+        self.context.term()
+
+
+def test_what_the_controller_side_sends_wrong_never_silences_the_engine(tmp_path, start_host, connect):
+    fake = FakeController(tmp_path)
+    try:
+        host = start_host("asyncio", "--name", "hostile", env={"ZEMBED_CLUSTER": str(fake.engine_file)})
+        fake.register()
+        assert fake.request("execute_request", {"code": "seen = 1 + 1"})["content"]["status"] == "ok"
+        fake.send_to_engine("mux", [b"client", b"not a jupyter message"])
+        fake.send_to_engine("mux", [b"client", b"<IDS|MSG>", b"0" * 64, b"{}", b"{}", b"{}", b"{}"])  # a bad signature
+        broken = fake.request("apply_request", {}, buffers=[b"not pickled at all"])
+        assert broken["content"]["status"] == "error" and broken["metadata"]["status"] == "error"
+        unknown = fake.request("frobnicate_request", {})
+        assert unknown["type"] == "frobnicate_reply" and "not served" in unknown["content"]["evalue"]
+        refused = fake.request("clear_request", {}, name="control")
+        assert refused["content"]["status"] == "error" and "its own" in refused["content"]["evalue"]
+        assert fake.request("execute_request", {"code": "seen * 21"})["content"]["status"] == "ok"
+        fake.sockets["hb_ping"].send(b"ping-1")
+        wait_until(lambda: fake.sockets["hb_pong"].poll(0) or fake.sockets["hb_ping"].send(b"ping-1"), what="a pong")
+        assert fake.recv("hb_pong")[1] == b"ping-1"
+        client = connect(host.connection_file)
+        assert client.value("seen") == 2 and host.process.poll() is None, "the host and its own kernel serve on"
+    finally:
+        fake.close()

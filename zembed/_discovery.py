@@ -62,6 +62,13 @@ class KernelRecord:
         return pid if isinstance(pid, int) else None
 
     @property
+    def cluster(self) -> dict[str, Any] | None:
+        """The kernel's cluster membership (probed), or None."""
+        block = self.details.get("zembed")
+        membership = block.get("cluster") if isinstance(block, dict) else None
+        return membership if isinstance(membership, dict) else None
+
+    @property
     def alive(self) -> bool:
         """Probed and answering (perhaps busy, or stopped in the debugger)."""
         return self.state in ("live", "busy", "debugging")
@@ -212,7 +219,12 @@ def describe(record: KernelRecord) -> str:
     """One line: app, pid, age, state, file."""
     age = _age(record.age_seconds)
     state = record.state if record.state != "busy" else f"busy {record.busy_seconds:.0f}s"
-    return f"{record.app or '-':<20} {str(record.pid or '-'):>8} {age:>6}  {state:<10} {record.connection_file.name}"
+    line = f"{record.app or '-':<20} {str(record.pid or '-'):>8} {age:>6}  {state:<10} {record.connection_file.name}"
+    cluster = record.cluster
+    if cluster is not None:
+        engine = cluster.get("engine_id")
+        line += f"  [engine {engine if engine is not None else '?'}, {cluster.get('state')}]"
+    return line
 
 
 def _age(seconds: float) -> str:

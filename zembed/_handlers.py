@@ -162,6 +162,7 @@ def kernel_info(kernel: KernelServices, request: Request) -> Content:
             "history": {"session": kernel.history.session_if_ready, "problem": kernel.history.problem},
             "encrypted": "curve_publickey" in kernel.connection_info,
             "debugger": kernel.debugger.status() if kernel.debugger else dict(STATUS_OFF),
+            "cluster": kernel.cluster,  # engine id, controller file, state; None when in no cluster
         },
     }
 

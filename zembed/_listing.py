@@ -39,6 +39,7 @@ def list_command(args: argparse.Namespace) -> int:
                         "age_seconds": round(r.age_seconds, 1),
                         "host_busy_seconds": r.busy_seconds,
                         "kernel_name": r.info.get("kernel_name"),
+                        "cluster": r.cluster,
                         "matched_by": r.match(spec) if spec is not None else None,
                     }
                     for r in records
