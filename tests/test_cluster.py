@@ -23,8 +23,9 @@ pytestmark = pytest.mark.timeout(180)
 
 
 class Controller:
-    def __init__(self, profile_dir: Path) -> None:
+    def __init__(self, profile_dir: Path, env: dict[str, str] | None = None) -> None:
         self.profile_dir = profile_dir
+        self.env = {**os.environ, **(env or {})}
         self.engine_file = profile_dir / "security" / "ipcontroller-engine.json"
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -34,6 +35,7 @@ class Controller:
             [sys.executable, "-m", "ipyparallel.controller", f"--profile-dir={self.profile_dir}", "--ip=127.0.0.1"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            env=self.env,
         )
         wait_until(self.engine_file.exists, timeout=60, what="ipcontroller's engine file")
 
@@ -373,5 +375,41 @@ def test_what_the_controller_side_sends_wrong_never_silences_the_engine(tmp_path
         assert fake.recv("hb_pong")[1] == b"ping-1"
         client = connect(host.connection_file)
         assert client.value("seen") == 2 and host.process.poll() is None, "the host and its own kernel serve on"
+    finally:
+        fake.close()
+
+
+def test_hosts_join_a_curve_cluster_whose_messages_are_unsigned(tmp_path, start_host):
+    profile = tmp_path / "profile_curve"
+    profile.mkdir()
+    controller = Controller(profile, env={"IPP_ENABLE_CURVE": "1"})
+    controller.start()
+    try:
+        info = json.loads(controller.engine_file.read_text())
+        assert info["curve_serverkey"] and not info["key"], "ipyparallel's Curve mode: encrypted, unsigned"
+        hosts = [start_host(loop, "--name", f"curve-{loop}", env={"ZEMBED_CLUSTER": str(controller.engine_file)})
+                 for loop in ("asyncio", "poll")]  # fmt: skip
+        rc = controller.client()
+        try:
+            rc.wait_for_engines(2, timeout=60)
+            assert sorted(rc[:].apply_sync(os.getpid)) == sorted(h.pid for h in hosts)
+            rc[:].push({"secret": "over curve"}, block=True)
+            assert rc[:].pull("secret", block=True) == ["over curve", "over curve"]
+        finally:
+            rc.close()
+    finally:
+        controller.stop()
+
+
+def test_an_open_cluster_file_is_refused(tmp_path, start_host, connect):
+    """An empty key and no Curve: anyone could run code in the host."""
+    fake = FakeController(tmp_path)
+    try:
+        info = json.loads(fake.engine_file.read_text())
+        fake.engine_file.write_text(json.dumps({**info, "key": ""}))
+        host = start_host("asyncio", "--name", "open-door")
+        client = connect(host.connection_file)
+        outcome = client.run(f"kernel.join_cluster({str(fake.engine_file)!r})")
+        assert outcome.content["ename"] == "ClusterError" and "never joins an open cluster" in outcome.content["evalue"]
     finally:
         fake.close()

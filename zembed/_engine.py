@@ -50,7 +50,7 @@ import zmq
 from . import _engine_work
 from ._dap import mark_untraced
 from ._errors import ProtocolError, UsageError
-from ._protocol import SIGNATURE_SCHEME, Message, Session
+from ._protocol import SIGNATURE_SCHEME, Message, cluster_session
 from ._ratelimit import RateLimitedLog
 
 if TYPE_CHECKING:
@@ -58,7 +58,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("zembed")
 
-REGISTRATION_TIMEOUT = 5.0
+REGISTRATION_TIMEOUT = 20.0  # a controller taking in many engines at once answers slowly
 RETRY_FIRST, RETRY_MAX = 1.0, 30.0
 MISSED_PINGS = 5  # heartbeat periods without a ping before the controller counts as gone
 FIELDS = ("interface", "registration", "control", "mux", "task", "iopub", "hb_ping", "hb_pong", "broadcast", "key")
@@ -102,8 +102,8 @@ def read_engine_file(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ClusterError(f"cluster: {file} lacks {', '.join(missing)}: is it ipcontroller-engine.json?")
     if info.get("signature_scheme", SIGNATURE_SCHEME) != SIGNATURE_SCHEME:
         raise ClusterError(f"cluster: {file} uses {info['signature_scheme']}; zembed speaks {SIGNATURE_SCHEME}")
-    if not info["key"]:
-        raise ClusterError(f"cluster: {file} has an empty key: zembed never joins an unsigned cluster")
+    if not info["key"] and not info.get("curve_serverkey"):
+        raise ClusterError(f"cluster: {file} has an empty key and no Curve: zembed never joins an open cluster")
     if not isinstance(info["broadcast"], list) or not info["broadcast"]:
         raise ClusterError(f"cluster: {file} has no broadcast schedulers")
     info["path"] = str(file)
@@ -121,7 +121,7 @@ class Engine:
         self.uuid = str(uuid.uuid4())
         self.id: int | None = None
         self.state = "registering"
-        self.session = Session(self.info["key"].encode("ascii"), username=f"zembed-{kernel.name}")
+        self.session = cluster_session(self.info, f"zembed-{kernel.name}")
         self._identity = self.uuid.encode("ascii")
         self._context = context
         self._sockets: dict[str, zmq.Socket[Any]] = {}
@@ -162,9 +162,15 @@ class Engine:
         header = parent.header if parent is not None else None
         idents = parent.idents if parent is not None and channel != "iopub" else kw.pop("idents", None)
         metadata = {"engine": self.uuid, **kw.pop("metadata", {})}
-        frames, _ = self.session.serialize_safely(
-            msg_type, content, header, metadata, idents, buffers=kw.pop("buffers", None)
-        )
+        try:
+            frames, given_up = self.session.serialize_safely(
+                msg_type, content, header, metadata, idents, buffers=kw.pop("buffers", None)
+            )
+        except ValueError as exc:  # nothing of it can be written: the client waits, the engine serves on
+            self._rejected.error("zembed: cluster: a %s could not be sent: %s", msg_type, exc)
+            return
+        if given_up is not None:
+            self._rejected.warning("zembed: cluster: a %s was sent without %s", msg_type, given_up)
         self._outbox.append((channel, frames))
         self._wake()
 
@@ -240,7 +246,7 @@ class Engine:
         stamp = _file_stamp(self.path)
         if stamp != self._seen:
             self.info = read_engine_file(self.path)
-            self.session = Session(self.info["key"].encode("ascii"), username=self.session.username)
+            self.session = cluster_session(self.info, self.session.username)
             self._seen = stamp
             self.id = None  # a new controller: a new id
 
@@ -275,6 +281,10 @@ class Engine:
 
     def _register(self) -> bool:
         self.state = "registering"
+        # A new identity each attempt: a controller that answered an attempt
+        # whose reply came too late holds that uuid as in use.
+        self.uuid = str(uuid.uuid4())
+        self._identity = self.uuid.encode("ascii")
         registrar = self._socket("registration", zmq.DEALER, self.info["registration"])
         content: dict[str, Any] = {"uuid": self.uuid}
         if self.id is not None:

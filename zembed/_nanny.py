@@ -67,7 +67,7 @@ def main() -> None:
         return
     import zmq
 
-    from zembed._protocol import Session
+    from zembed._protocol import cluster_session
 
     context = zmq.Context()
     sock = context.socket(zmq.DEALER)
@@ -76,7 +76,7 @@ def main() -> None:
         sock.curve_serverkey = settings["curve_serverkey"].encode("ascii")
         sock.curve_publickey, sock.curve_secretkey = zmq.curve_keypair()
     sock.connect(settings["registration"])
-    session = Session(settings["key"].encode("ascii"), username=f"zembed-nanny-{os.getpid()}")
+    session = cluster_session({"key": settings["key"]}, f"zembed-nanny-{os.getpid()}")
     sock.send_multipart(session.serialize("unregistration_request", {"id": settings["id"]}))
     sock.close()
     context.term()

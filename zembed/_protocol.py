@@ -251,6 +251,10 @@ class Session:
         if len(frames) - split - 1 < 5:
             raise MalformedMessage(f"{len(frames) - split - 1} frames after the delimiter, need at least 5")
         signature, parts = frames[split + 1], frames[split + 2 : split + 6]
+        self._authenticate(signature, parts)
+        return frames[:split], parts, frames[split + 6 :]
+
+    def _authenticate(self, signature: bytes, parts: list[bytes]) -> None:
         if not signature:
             raise BadSignature("unsigned message")
         if not hmac.compare_digest(signature, self.sign(parts)):
@@ -259,7 +263,6 @@ class Session:
         if seen in self._seen:
             raise ReplayedMessage("signature seen before")
         self._remember(seen)
-        return frames[:split], parts, frames[split + 6 :]
 
     def signed(self, idents: list[bytes], parts: list[bytes], buffers: list[bytes]) -> list[bytes]:
         """Frames for the four dict frames ``parts`` as they are, signed with this session's key."""
@@ -290,3 +293,29 @@ class Session:
         self._seen_order.append(signature)
         if len(self._seen_order) > self._replay_window:
             self._seen.discard(self._seen_order.popleft())
+
+
+class CurveSession(Session):
+    """Messages of an ipyparallel cluster that runs on CurveZMQ: its
+    controller leaves them unsigned (an empty key: CurveZMQ authenticates
+    and encrypts every connection, and guards against replays), so they are
+    sent unsigned and taken unsigned.  Only the engine's Curve sockets use
+    it; zembed's own kernel always signs."""
+
+    def __init__(self, *, username: str = "zembed") -> None:
+        super().__init__(b"curve", username=username)  # a placeholder key: nothing is signed with it
+
+    def sign(self, parts: list[bytes]) -> bytes:
+        return b""
+
+    def _authenticate(self, signature: bytes, parts: list[bytes]) -> None:
+        if signature:
+            raise BadSignature("a signed message on a cluster that signs none")
+
+
+def cluster_session(info: Dict, username: str) -> Session:
+    """For an ipyparallel cluster's messages (``info``: its engine file):
+    signed with the controller's key, or none on a Curve cluster that has none."""
+    if not info["key"]:
+        return CurveSession(username=username)
+    return Session(info["key"].encode("ascii"), username=username)
