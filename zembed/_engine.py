@@ -300,7 +300,7 @@ class Engine:
                 self._rejected.warning("zembed: cluster: rejected a registration reply: %s", exc)
                 continue
             if reply.content.get("status") != "ok":
-                log.error("zembed: cluster: registration refused: %s", reply.content)
+                self._rejected.error("zembed: cluster: registration refused: %s", reply.content)
                 return False
             self.id = int(reply.content["id"])
             self._hb_period = float(reply.content.get("hb_period", 3000)) / 1000
