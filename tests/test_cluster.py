@@ -218,8 +218,7 @@ def test_a_running_task_is_interrupted_and_a_queued_one_aborted_without_signalli
     queued = target.apply_async(ipp.interactive(lambda: "ran"))
     client = connect(host.connection_file)
 
-    def started() -> bool:
-        rc.spin()
+    def started() -> bool:  # the client's IO thread fills stdout in as the output arrives
         return "napping" in (running.stdout or "")
 
     wait_until(started, what="the task starting (its output on the cluster's iopub)")

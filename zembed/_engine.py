@@ -32,7 +32,6 @@ disturbed.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
@@ -48,9 +47,10 @@ from typing import TYPE_CHECKING, Any
 import zmq
 
 from . import _engine_work
+from ._cluster_file import ClusterError, file_stamp, read_engine_file
 from ._dap import mark_untraced
-from ._errors import ProtocolError, UsageError
-from ._protocol import SIGNATURE_SCHEME, Message, cluster_session
+from ._errors import ProtocolError
+from ._protocol import Message, cluster_session
 from ._ratelimit import RateLimitedLog
 
 if TYPE_CHECKING:
@@ -61,53 +61,6 @@ log = logging.getLogger("zembed")
 REGISTRATION_TIMEOUT = 20.0  # a controller taking in many engines at once answers slowly
 RETRY_FIRST, RETRY_MAX = 1.0, 30.0
 MISSED_PINGS = 5  # heartbeat periods without a ping before the controller counts as gone
-FIELDS = ("interface", "registration", "control", "mux", "task", "iopub", "hb_ping", "hb_pong", "broadcast", "key")
-
-
-class ClusterError(UsageError):
-    """The engine file cannot be used."""
-
-
-def engine_file_for(
-    profile: str | None = None, profile_dir: str | os.PathLike[str] | None = None, cluster_id: str = ""
-) -> Path:
-    """Where ipcontroller writes its engine file: ``<profile_dir>/security/
-    ipcontroller[-<cluster_id>]-engine.json``, the profile dir being
-    ``$IPYTHONDIR/profile_<profile>`` (``~/.ipython``) unless given."""
-    if profile_dir is None:
-        base = Path(os.environ.get("IPYTHONDIR") or Path.home() / ".ipython").expanduser()
-        profile_dir = base / f"profile_{profile or 'default'}"
-    elif profile is not None:
-        raise ClusterError("cluster: give a profile or a profile_dir, not both")
-    name = f"ipcontroller-{cluster_id}-engine.json" if cluster_id else "ipcontroller-engine.json"
-    return Path(profile_dir).expanduser() / "security" / name
-
-
-def read_engine_file(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The controller's ``ipcontroller-engine.json``, checked."""
-    file = Path(path).expanduser()
-    try:
-        info = json.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ClusterError(
-            f"cluster: no controller file {file} (ipcontroller writes ipcontroller-engine.json"
-            " in its profile's security folder when it starts)"
-        ) from None
-    except (OSError, ValueError) as exc:
-        raise ClusterError(f"cluster: cannot read the controller file {file}: {exc}") from None
-    if not isinstance(info, dict):
-        raise ClusterError(f"cluster: {file} is not an ipcontroller-engine.json (not a JSON object)")
-    missing = [name for name in FIELDS if name not in info]
-    if missing:
-        raise ClusterError(f"cluster: {file} lacks {', '.join(missing)}: is it ipcontroller-engine.json?")
-    if info.get("signature_scheme", SIGNATURE_SCHEME) != SIGNATURE_SCHEME:
-        raise ClusterError(f"cluster: {file} uses {info['signature_scheme']}; zembed speaks {SIGNATURE_SCHEME}")
-    if not info["key"] and not info.get("curve_serverkey"):
-        raise ClusterError(f"cluster: {file} has an empty key and no Curve: zembed never joins an open cluster")
-    if not isinstance(info["broadcast"], list) or not info["broadcast"]:
-        raise ClusterError(f"cluster: {file} has no broadcast schedulers")
-    info["path"] = str(file)
-    return info
 
 
 class Engine:
@@ -116,7 +69,7 @@ class Engine:
     def __init__(self, kernel: Kernel, url_file: str | os.PathLike[str], context: zmq.Context[Any]) -> None:
         self.path = Path(url_file).expanduser()
         self.info = read_engine_file(self.path)
-        self._seen = _file_stamp(self.path)
+        self._seen = file_stamp(self.path)
         self.kernel = kernel
         self.uuid = str(uuid.uuid4())
         self.id: int | None = None
@@ -243,7 +196,7 @@ class Engine:
 
     def _reread(self) -> None:
         """A restarted controller writes a new file (new ports, a new key)."""
-        stamp = _file_stamp(self.path)
+        stamp = file_stamp(self.path)
         if stamp != self._seen:
             self.info = read_engine_file(self.path)
             self.session = cluster_session(self.info, self.session.username)
@@ -336,7 +289,7 @@ class Engine:
                 self.kernel.cells.flush_output()
             if time.monotonic() - last_check > self._hb_period:
                 last_check = time.monotonic()
-                if _file_stamp(self.path) != self._seen:
+                if file_stamp(self.path) != self._seen:
                     log.warning("zembed: cluster: %s changed (a new controller): registering again", self.path)
                     return
             if self._wake_r.fileno() in ready:
@@ -493,14 +446,6 @@ class Engine:
             "original_msg_id": asked.get("original_msg_id", ""),
             "label": asked.get("label"),
         }
-
-
-def _file_stamp(path: Path) -> tuple[int, int] | None:
-    try:
-        stat = path.stat()
-    except OSError:
-        return None
-    return stat.st_mtime_ns, stat.st_size
 
 
 def _reply_type(msg_type: str) -> str:

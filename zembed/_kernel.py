@@ -367,7 +367,8 @@ class Kernel:
         runs what clients send on the host's thread.  Raises
         ``ClusterError`` for a file that cannot be used; joining again
         first leaves the cluster this host is in."""
-        from ._engine import ClusterError, Engine, engine_file_for
+        from ._cluster_file import ClusterError, engine_file_for
+        from ._engine import Engine
 
         if url_file is None:
             url_file = engine_file_for(profile, profile_dir, cluster_id)
