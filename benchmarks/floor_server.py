@@ -12,9 +12,13 @@ import json
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 
 import zmq
 from jupyter_client.session import Session
+
+# Codes answered with a computed text instead of "1" (trace_floor.py reads its stamps so).
+ANSWERS: dict[str, Callable[[], str]] = {}
 
 
 def main() -> None:
@@ -50,7 +54,7 @@ def main() -> None:
         session.send(iopub, "status", {"execution_state": "busy"}, parent=parent)
         if msg["header"]["msg_type"] == "execute_request":
             session.send(iopub, "execute_input", {"code": code, "execution_count": count}, parent=parent)
-            text = big if "10_000_000" in code else "1"
+            text = ANSWERS[code]() if code in ANSWERS else big if "10_000_000" in code else "1"
             session.send(
                 iopub,
                 "execute_result",

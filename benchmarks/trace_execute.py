@@ -1,14 +1,15 @@
 """Where an execute round trip's time goes: one execute `1`, traced across
 processes, stage by stage, medians over many.
 
-    python benchmarks/trace_execute.py [--executes 500]
+    python benchmarks/trace_execute.py [--executes 500] [--floor]
 
 The host is benchmarks/trace_host.py (bench_host.py's 60 Hz asyncio host
 with zembed's request path stamped); the client is pyzmq with
 jupyter_client's Session, stamping its send and its receipt of the reply
-and of ``idle``.  All stamps are ``time.monotonic_ns()``: one clock for
-every process on the machine.  Prints the budget (docs/benchmarks.md has
-it, with what each stage is).
+and of ``idle``.  ``--floor`` traces the floor server the same way
+(benchmarks/trace_floor.py), for its budget beside zembed's.  All stamps
+are ``time.monotonic_ns()``: one clock for every process on the machine.
+Prints the budget (docs/benchmarks.md has it, with what each stage is).
 """
 
 from __future__ import annotations
@@ -62,37 +63,52 @@ def stages(run: dict[str, int], stamps: list[tuple[int, str, str, str]]) -> dict
         first.setdefault((stage, edge), ns)
         last[(stage, edge)] = ns
     need = [("receive", "begin"), ("parse", "end"), ("call_soon", "begin"), ("run_pending", "begin"),
-            ("cell", "begin"), ("cell", "end"), ("send:execute_reply", "end"), ("run_pending", "end"),
-            ("flush_outbox", "begin")]  # fmt: skip
+            ("cell", "begin"), ("cell", "end"), ("send:execute_reply", "end")]  # fmt: skip
     if any(key not in first for key in need):
         return None
-    reply_flush = [ns for ns, stage, edge, _ in inside if stage == "flush_outbox" and edge == "end"
-                   and ns >= last[("send:execute_reply", "end")]]  # fmt: skip
-    if not reply_flush:
-        return None
-    flush_begin = min(ns for ns, stage, edge, _ in inside if stage == "flush_outbox" and edge == "begin"
-                      and ns >= last[("send:execute_reply", "end")])  # fmt: skip
+    # The host's thread sends on shell and iopub itself (zembed._sockets),
+    # so the reply leaves when its Outbox.send returns.
+    cell_begin, cell_end = first[("cell", "begin")], first[("cell", "end")]
+    reply_sent = last[("send:execute_reply", "end")]
     t = {
         "client send -> socket thread reads": first[("receive", "begin")] - run["client_send"],
         "read + verify + parse": first[("parse", "end")] - first[("receive", "begin")],
         "route + queue": first[("call_soon", "begin")] - first[("parse", "end")],
-        "hand-off 1: call_soon to the host running it": first[("run_pending", "begin")] - first[("call_soon", "begin")],
-        "busy, execute_input, cell set-up": first[("cell", "begin")] - first[("run_pending", "begin")],
-        "the cell (compile, run, capture)": first[("cell", "end")] - first[("cell", "begin")],
-        "reply serialized": last[("send:execute_reply", "end")] - first[("cell", "end")],
-        "idle serialized, batch ends": last[("run_pending", "end")] - last[("send:execute_reply", "end")],
-        "hand-off 2: socket thread wakes": flush_begin - last[("run_pending", "end")],
-        "socket thread sends": reply_flush[0] - flush_begin,
-        "  of which the history commit": sum(
-            end - begin for begin, end in pairs(inside, "history_commit", flush_begin, reply_flush[0])
+        "hand-off: call_soon to the host running it": first[("run_pending", "begin")] - first[("call_soon", "begin")],
+        "busy, execute_input sent; the cell set up": cell_begin - first[("run_pending", "begin")],
+        "  of which zmq sends (busy, execute_input)": sum(
+            end - begin for begin, end in pairs(inside, "zmq_send", first[("run_pending", "begin")], cell_begin)
         ),
-        "    of which the SQL transaction": sum(
-            end - begin for begin, end in pairs(inside, "sql_commit", flush_begin, reply_flush[0])
+        "the cell (compile, run, capture)": cell_end - cell_begin,
+        "execute_result and the reply serialized and sent": reply_sent - cell_end,
+        "  of which zmq sends (result, reply)": sum(
+            end - begin for begin, end in pairs(inside, "zmq_send", cell_end, reply_sent)
         ),
-        "  of which zmq sends": sum(
-            end - begin for begin, end in pairs(inside, "zmq_send", flush_begin, reply_flush[0])
-        ),
-        "libzmq + client reads the reply": run["client_reply"] - reply_flush[0],
+        "libzmq + client reads the reply": run["client_reply"] - reply_sent,
+        "total: reply": run["client_reply"] - run["client_send"],
+        "total: idle": run["client_idle"] - run["client_send"],
+    }
+    return {name: ns / 1000 for name, ns in t.items()}
+
+
+def floor_stages(run: dict[str, int], stamps: list[tuple[int, str, str, str]]) -> dict[str, float] | None:
+    """The floor server's stages of one execute, named as zembed's are."""
+    inside = [s for s in stamps if run["client_send"] <= s[0] <= run["client_idle"]]
+    first: dict[tuple[str, str], int] = {}
+    last: dict[tuple[str, str], int] = {}
+    for ns, stage, edge, _thread in inside:
+        first.setdefault((stage, edge), ns)
+        last[(stage, edge)] = ns
+    need = [("parse", "begin"), ("parse", "end"), ("send:execute_reply", "end"), ("send:status", "begin")]
+    if any(key not in first for key in need):
+        return None
+    reply_sent = last[("send:execute_reply", "end")]
+    t = {
+        "client send -> server reads (libzmq, wake-up, read)": first[("parse", "begin")] - run["client_send"],
+        "verify + parse": first[("parse", "end")] - first[("parse", "begin")],
+        "busy, execute_input, execute_result, reply: serialized and sent": reply_sent - first[("parse", "end")],
+        "  of which zmq sends": sum(end - begin for begin, end in pairs(inside, "zmq_send", 0, reply_sent)),
+        "libzmq + client reads the reply": run["client_reply"] - reply_sent,
         "total: reply": run["client_reply"] - run["client_send"],
         "total: idle": run["client_idle"] - run["client_send"],
     }
@@ -109,8 +125,9 @@ def pairs(stamps: list[tuple[int, str, str, str]], stage: str, start: int, stop:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--executes", type=int, default=500)
+    parser.add_argument("--floor", action="store_true", help="trace the floor server (trace_floor.py) instead")
     args = parser.parse_args()
-    host = Process(str(HERE / "trace_host.py"))
+    host = Process(str(HERE / ("trace_floor.py" if args.floor else "trace_host.py")))
     try:
         client = RawClient(host.info["connection_file"])
         client.wait_ready()
@@ -119,7 +136,7 @@ def main() -> None:
             client.execute("1")
         runs = traced_executes(client, args.executes)
         stamps: list[Any] = []
-        _, outputs = client.execute("__import__('__main__').STAMPS")
+        _, outputs = client.execute("__stamps__" if args.floor else "__import__('__main__').STAMPS")
         for out in outputs:
             if out["msg_type"] == "execute_result":
                 stamps = ast.literal_eval(out["content"]["data"]["text/plain"])
@@ -128,14 +145,16 @@ def main() -> None:
         host.stop()
     per_stage: dict[str, list[float]] = defaultdict(list)
     for run in runs:
-        found = stages(run, stamps)
+        found = floor_stages(run, stamps) if args.floor else stages(run, stamps)
         if found:
             for name, value in found.items():
                 per_stage[name].append(value)
     counted = len(per_stage["total: reply"])
-    print(f"execute `1`, {counted} of {len(runs)} traced (medians, µs; each stage's median, so they need not add up)")
+    who = "the floor server" if args.floor else "zembed"
+    print(f"{who}: execute `1`, {counted} of {len(runs)} traced")
+    print("(medians, µs; each stage's median, so they need not add up)")
     for name, values in per_stage.items():
-        print(f"  {name:40} {statistics.median(values):8.1f}   p90 {statistics.quantiles(values, n=10)[-1]:8.1f}")
+        print(f"  {name:64} {statistics.median(values):8.1f}   p90 {statistics.quantiles(values, n=10)[-1]:8.1f}")
     if not counted:
         sys.exit("no execute could be traced")
 

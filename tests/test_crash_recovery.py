@@ -170,3 +170,29 @@ def test_reports_are_bounded_per_app(tmp_path):
         _save(tmp_path, {"pid": pid, "last_seen": f"2026-01-01T00:00:{pid:03d}Z"})
     kept = reports(tmp_path)
     assert sorted(r["pid"] for r in kept) == list(range(10, KEEP_REPORTS + 10))  # the newest stay
+
+
+def test_the_cell_file_names_the_last_cell_only(tmp_path):
+    """The cell file is overwritten in place, never truncated: a long cell
+    followed by a short one leaves the long one's tail in the file, and the
+    report must still show just the short one."""
+    from zembed._recovery import RunRecord, _read_cell
+
+    record = RunRecord(tmp_path / "app", "app", tmp_path / "kernel.json")
+    try:
+        record.cell_started(1, "first", "x = 'a long first cell' * 10\n" * 20, 1)
+        record.cell_finished()
+        record.cell_started(2, "second", "crash()  # é", None)
+        cell = _read_cell(record.cell_path)
+        assert cell is not None
+        assert (cell["code"], cell["running"], cell["msg_id"], cell["execution_count"]) == (
+            "crash()  # é",
+            True,
+            "second",
+            2,
+        )
+        assert record.cell_path.stat().st_size > len(cell["code"].encode()) + 100, "the first cell's tail is there"
+        record.cell_finished()
+        assert _read_cell(record.cell_path)["running"] is False  # type: ignore[index]
+    finally:
+        record.close()

@@ -66,7 +66,7 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
-def _dumps(obj: Any) -> bytes:
+def json_bytes(obj: Any) -> bytes:
     """JSON bytes of ``obj``.  Raises for what no JSON can say (nesting past
     the interpreter's limit, a value that contains itself, keys that are
     not scalars) and for what a user's ``__repr__`` raises in the fallback:
@@ -231,10 +231,10 @@ class Session:
     ) -> list[bytes]:
         """Frames ready for ``send_multipart``."""
         parts = [
-            _dumps(header or self.header(msg_type)),
-            _dumps(parent or {}),
-            _dumps(metadata or {}),
-            _dumps(content),
+            json_bytes(header or self.header(msg_type)),
+            json_bytes(parent or {}),
+            json_bytes(metadata or {}),
+            json_bytes(content),
         ]
         return [*(idents or []), DELIMITER, self.sign(parts), *parts, *(buffers or [])]
 

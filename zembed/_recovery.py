@@ -9,7 +9,8 @@ run record in ``runs/``:
   of every thread there when the process dies of a fatal signal;
 - ``<id>.cell``, the cell running or last run, rewritten before each
   execution: one state byte (``R`` running, ``F`` finished), a JSON header
-  line, then the code.  A crash report names the cell that killed the host.
+  line (with the code's ``length`` in bytes: the file is overwritten, not
+  truncated), then the code.  A crash report names the cell that killed the host.
 
 A clean stop removes the record.  A record whose process is gone (or whose
 pid now belongs to another process) is an unclean end: ``collect()`` turns
@@ -40,7 +41,7 @@ from typing import Any
 
 from ._private import open_private, private_dir, remove_quietly, write_private
 from ._process import pid_gone, process_identity
-from ._protocol import utc_now
+from ._protocol import json_bytes, utc_now
 
 log = logging.getLogger("zembed")
 
@@ -91,12 +92,13 @@ class RunRecord:
 
     def cell_started(self, count: int, msg_id: str, code: str, history_session: int | None) -> None:
         """``history_session``: where the cell is in the history (None: not stored there)."""
-        header = json.dumps(
-            {"execution_count": count, "msg_id": msg_id, "started": utc_now(), "session": history_session}
-        )
-        data = b"R" + header.encode() + b"\n" + code.encode("utf-8", "surrogateescape")
-        os.pwrite(self._cell_fd, data, 0)
-        os.ftruncate(self._cell_fd, len(data))
+        source = code.encode("utf-8", "surrogateescape")
+        # The header says how long the code is, so the file is never
+        # truncated: a longer earlier cell's tail stays behind, unread
+        # (one system call less per cell on the host's thread).
+        header = {"execution_count": count, "msg_id": msg_id, "started": utc_now(), "session": history_session}
+        header["length"] = len(source)
+        os.pwrite(self._cell_fd, b"R" + json_bytes(header) + b"\n" + source, 0)
 
     def cell_finished(self) -> None:
         os.pwrite(self._cell_fd, b"F", 0)
@@ -226,6 +228,9 @@ def _read_cell(path: Path) -> dict[str, Any] | None:
         cell = json.loads(header)
     except ValueError:
         return None
+    length = cell.pop("length", None)
+    if isinstance(length, int):
+        code = code[:length]
     cell["running"] = raw[:1] == b"R"
     cell["code"] = code.decode("utf-8", "replace")
     return dict(cell)

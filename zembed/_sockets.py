@@ -2,9 +2,19 @@
 
 Sockets are created and bound on the thread that calls ``start_kernel`` (so
 a bind error raises there, before any connection file exists), then handed
-to the socket thread, which alone uses them from then on.  Other threads
-never touch a socket: they call ``send()``, which queues the message and
-wakes the thread through a socketpair.
+to the socket thread.  Control, stdin and heartbeat are its alone.  Shell
+and iopub are shared, under a lock: another thread's ``send()`` sends on
+them itself when nothing is queued ahead (a request's busy, output, reply
+and idle leave from the host's thread as they are made, with no hand-off
+back to this thread), and queues otherwise, waking the thread through a
+socketpair.  A ZeroMQ socket may be used by one thread at a time, and
+that is what the lock gives; the socket thread waits on the shared ones
+through their ZMQ_FD, never in zmq_poll on the socket itself.
+
+ZMQ_FD signals an edge: any use of the socket can take the signal that
+input arrived.  So this thread looks at ZMQ_EVENTS of each shared socket
+under the lock every turn, and a thread that sent checks ZMQ_EVENTS after
+its send and wakes this thread when input is waiting.
 
 The heartbeat is ``zmq.proxy_steerable`` echoing a ROUTER to itself in a
 thread of its own: it runs in C without the GIL, so it answers while the
@@ -46,6 +56,8 @@ Barrier = tuple[Any, int]  # (something with ``reached(number)``, the number to 
 # control first, so interrupt and shutdown overtake a queue of executes.
 REQUEST_CHANNELS = ("control", "shell", "stdin")
 SOCKET_TYPES = {"shell": zmq.ROUTER, "control": zmq.ROUTER, "stdin": zmq.ROUTER, "iopub": zmq.XPUB, "hb": zmq.ROUTER}
+# Sockets other threads send on themselves, under the thread's lock (see above).
+SHARED_CHANNELS = ("shell", "iopub")
 MAX_FRAMES = 1_000
 IOPUB_HWM = 10_000
 LINGER_MS = 500
@@ -149,6 +161,10 @@ class SocketThread(threading.Thread):
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
         self._wake_pending = False
+        self._lock = threading.Lock()  # held by whoever uses a shared socket
+        self._closed = False  # the sockets are closed: direct sends are dropped
+        self._sent_directly = False  # another thread sent since this thread last ran after_sending
+        self._chore_due = False  # after_sending asked to run again at a time of its own
         self._stopping = False
         self._rejected = RateLimitedLog(what="rejected messages")
         self._failed = RateLimitedLog(what="failures while handling messages")
@@ -157,22 +173,35 @@ class SocketThread(threading.Thread):
     # -- any thread ------------------------------------------------------
 
     def send(self, channel: str, frames: list[bytes], wake: bool = True, barrier: Barrier | None = None) -> None:
-        """Queue frames for ``channel``.  ``wake=False`` leaves them for the
-        next wake-up or tick: the host thread batches a request's messages
-        and wakes once, instead of handing the GIL back and forth per message.
-        With ``barrier`` (an object with ``reached(number)``, and a number),
-        the frames, and everything queued after them, wait until it is
-        reached; whoever reaches it later calls ``flush_soon``."""
+        """Send frames on ``channel``: at once from another thread on a
+        shared channel when nothing is queued ahead of them, else queued.
+        ``wake=False`` leaves queued frames for the next wake-up or tick:
+        the host thread batches a request's messages and wakes once,
+        instead of handing the GIL back and forth per message.  With
+        ``barrier`` (an object with ``reached(number)``, and a number), the
+        frames, and everything queued after them, wait until it is reached;
+        whoever reaches it later calls ``flush_soon``."""
+        on_this_thread = threading.current_thread() is self
+        if channel in SHARED_CHANNELS and not on_this_thread and (barrier is None or self._barrier_reached(barrier)):
+            with self._lock:
+                if not self._outbox and not self._closed:  # else order is kept: they are queued behind
+                    self._send_now(channel, frames)
+                    self._sent_directly = True
+                    if _has_input(self._sockets[channel]):
+                        self._wake()  # the send may have taken the edge this thread's poll waits for
+                    return
         self._outbox.append((channel, frames, barrier))
         # Order matters: append, then check the flag the thread clears
         # before it drains, so no wake-up is lost and most are skipped.
-        if wake and not self._wake_pending and threading.current_thread() is not self:
+        if wake and not self._wake_pending and not on_this_thread:
             self._wake_pending = True
             self._wake()
 
     def flush_soon(self) -> None:
-        """Wake the thread to send whatever is queued."""
-        if self._outbox and not self._wake_pending:
+        """Wake the thread to send whatever is queued, and to run
+        ``after_sending`` for what was sent directly (unless it will run
+        anyway at a time it asked for)."""
+        if (self._outbox or (self._sent_directly and not self._chore_due)) and not self._wake_pending:
             self._wake_pending = True
             self._wake()
 
@@ -208,8 +237,10 @@ class SocketThread(threading.Thread):
         self._heartbeat.start()
         poller = zmq.Poller()
         for channel in (*REQUEST_CHANNELS, "iopub"):
-            poller.register(self._sockets[channel], zmq.POLLIN)
+            sock = self._sockets[channel]
+            poller.register(sock.get(zmq.FD) if channel in SHARED_CHANNELS else sock, zmq.POLLIN)
         poller.register(self._wake_r, zmq.POLLIN)
+        more = False  # a shared socket still had input after its bounded read
         next_tick: float | None = None
         chore: float | None = None  # when after_sending wants to run again
         try:
@@ -223,19 +254,21 @@ class SocketThread(threading.Thread):
                 wake_at = min((t for t in (next_tick, chore) if t is not None), default=None)
                 # None: block until a message or a wake-up
                 timeout = None if wake_at is None else int(max(0.0, wake_at - now) * 1000) + 1
-                ready = dict(poller.poll(timeout))
+                ready = dict(poller.poll(0 if more else timeout))
                 if self._wake_r.fileno() in ready:
                     self._drain_wake()
+                more = False
                 for channel in REQUEST_CHANNELS:
-                    if self._sockets[channel] in ready:
-                        self._receive(routes, channel)
-                if self._sockets["iopub"] in ready:
-                    self._receive_subscriptions(routes)
+                    if channel in SHARED_CHANNELS or self._sockets[channel] in ready:
+                        more = self._receive(routes, channel) or more
+                more = self._receive_subscriptions(routes) or more
                 if next_tick is not None and time.monotonic() >= next_tick:
                     next_tick = None
                     self._guarded(routes.on_tick)
                 self._flush_outbox()
+                self._sent_directly = False
                 chore = self._chore()
+                self._chore_due = chore is not None
             self._flush_outbox()
             deadline = time.monotonic() + 2.0  # replies waiting for the history's commit: let them go out
             while self._outbox and time.monotonic() < deadline:
@@ -257,13 +290,15 @@ class SocketThread(threading.Thread):
         except (BlockingIOError, OSError):
             pass
 
-    def _receive(self, routes: Routes, channel: str) -> None:
+    def _receive(self, routes: Routes, channel: str) -> bool:
+        """Read and hand on what ``channel`` has, at most 100 messages (so
+        one flood cannot starve control); True if more is waiting."""
         sock = self._sockets[channel]
-        for _ in range(100):  # bounded, so one flood cannot starve control
-            try:
-                frames = sock.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                return
+        shared = channel in SHARED_CHANNELS
+        for _ in range(100):
+            frames = self._read(sock, shared)
+            if frames is None:
+                return False
             if len(frames) > MAX_FRAMES:
                 self._rejected.warning("zembed: dropped a %d-frame message on %s", len(frames), channel)
                 continue
@@ -281,33 +316,53 @@ class SocketThread(threading.Thread):
                 self._rejected.warning("zembed: rejected a message on %s: %s: %s", channel, type(exc).__name__, exc)
                 continue
             self._guarded(routes.on_message, channel, message)
+        return shared
 
-    def _receive_subscriptions(self, routes: Routes) -> None:
-        sock = self._sockets["iopub"]
-        while True:
+    def _read(self, sock: zmq.Socket[Any], shared: bool) -> list[bytes] | None:
+        """One message, or None when there is none now."""
+        if not shared:
             try:
-                frame = sock.recv(zmq.NOBLOCK)
+                return sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
-                return
+                return None
+        with self._lock:
+            if not _has_input(sock):
+                return None
+            return sock.recv_multipart(zmq.NOBLOCK)
+
+    def _receive_subscriptions(self, routes: Routes) -> bool:
+        sock = self._sockets["iopub"]
+        for _ in range(100):
+            frames = self._read(sock, shared=True)
+            if frames is None:
+                return False
+            frame = frames[0]
             if frame[:1] in (b"\x01", b"\x00"):  # subscribe, unsubscribe
                 self._guarded(routes.on_subscribe, frame[1:].decode("utf-8", "replace"), frame[:1] == b"\x01")
+        return True
 
     def _flush_outbox(self) -> None:
         self._wake_pending = False
-        outbox, sockets = self._outbox, self._sockets
-        while outbox:
-            channel, frames, barrier = outbox[0]
-            if barrier is not None and not self._barrier_reached(barrier):
-                return  # order is kept: what follows waits too
-            outbox.popleft()
-            try:
-                # Copied, even when large: a zero-copy send starts pyzmq's
-                # garbage-collector thread for good, a thread more in the host.
-                sockets[channel].send_multipart(frames, zmq.NOBLOCK)
-            except zmq.Again:
-                log.debug("zembed: %s send queue full; message dropped", channel)
-            except zmq.ZMQError as exc:
-                log.warning("zembed: could not send on %s: %s", channel, exc)
+        outbox = self._outbox
+        if not outbox:
+            return
+        with self._lock:  # a direct send cannot come between a queued message's turn and its send
+            while outbox:
+                channel, frames, barrier = outbox[0]
+                if barrier is not None and not self._barrier_reached(barrier):
+                    return  # order is kept: what follows waits too
+                outbox.popleft()
+                self._send_now(channel, frames)
+
+    def _send_now(self, channel: str, frames: list[bytes]) -> None:
+        try:
+            # Copied, even when large: a zero-copy send starts pyzmq's
+            # garbage-collector thread for good, a thread more in the host.
+            self._sockets[channel].send_multipart(frames, zmq.NOBLOCK)
+        except zmq.Again:
+            log.debug("zembed: %s send queue full; message dropped", channel)
+        except zmq.ZMQError as exc:
+            log.warning("zembed: could not send on %s: %s", channel, exc)
 
     def _chore(self) -> float | None:
         try:
@@ -333,6 +388,8 @@ class SocketThread(threading.Thread):
     def _close(self) -> None:
         self._heartbeat.stop()
         ipc_paths = []
+        with self._lock:
+            self._closed = True  # another thread's direct send finds the sockets gone
         for sock in self._sockets.values():
             endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
             if endpoint.startswith("ipc://"):
@@ -346,6 +403,11 @@ class SocketThread(threading.Thread):
         self._context.term()
         self._wake_r.close()
         self._wake_w.close()
+
+
+def _has_input(sock: zmq.Socket[Any]) -> bool:
+    """Is a message waiting?  (Also takes the socket's pending commands: its ZMQ_FD edge is spent.)"""
+    return bool(int(sock.get(zmq.EVENTS)) & zmq.POLLIN)
 
 
 class Heartbeat:
