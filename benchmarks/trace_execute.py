@@ -1,7 +1,7 @@
 """Where an execute round trip's time goes: one execute `1`, traced across
 processes, stage by stage, medians over many.
 
-    python benchmarks/trace_execute.py [--executes 500] [--floor]
+    python benchmarks/trace_execute.py [--executes 500] [--floor] [--gap 0.002]
 
 The host is benchmarks/trace_host.py (bench_host.py's 60 Hz asyncio host
 with zembed's request path stamped); the client is pyzmq with
@@ -27,8 +27,8 @@ from bench_kernel import HERE, Process, RawClient
 from jupyter_client.session import Session
 
 
-def traced_executes(client: RawClient, count: int) -> list[dict[str, int]]:
-    """Client-side stamps of ``count`` executes: send, reply, idle."""
+def traced_executes(client: RawClient, count: int, gap: float) -> list[dict[str, int]]:
+    """Client-side stamps of ``count`` executes, ``gap`` seconds apart: send, reply, idle."""
     session: Session = client.session
     runs = []
     for _ in range(count):
@@ -50,7 +50,8 @@ def traced_executes(client: RawClient, count: int) -> list[dict[str, int]]:
                 elif received["msg_type"] == "status" and received["content"]["execution_state"] == "idle":
                     stamps["client_idle"] = now
         runs.append(stamps)
-        time.sleep(0.002)  # between requests: the host's loop goes back to its frames, as between a user's cells
+        if gap:
+            time.sleep(gap)  # between requests: the host's loop goes back to its frames, as between a user's cells
     return runs
 
 
@@ -126,6 +127,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--executes", type=int, default=500)
     parser.add_argument("--floor", action="store_true", help="trace the floor server (trace_floor.py) instead")
+    parser.add_argument(
+        "--gap",
+        type=float,
+        default=0.002,
+        help="seconds between requests (0: back to back, as bench_kernel sends them)",
+    )
     args = parser.parse_args()
     host = Process(str(HERE / ("trace_floor.py" if args.floor else "trace_host.py")))
     try:
@@ -134,7 +141,7 @@ def main() -> None:
         client.drain()
         for _ in range(50):
             client.execute("1")
-        runs = traced_executes(client, args.executes)
+        runs = traced_executes(client, args.executes, args.gap)
         stamps: list[Any] = []
         _, outputs = client.execute("__stamps__" if args.floor else "__import__('__main__').STAMPS")
         for out in outputs:

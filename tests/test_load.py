@@ -179,12 +179,14 @@ def answer(session: Session, sock: zmq.Socket, within: float, what: str) -> dict
 
 @pytest.mark.timeout(120)
 def test_requests_and_subscribers_are_served_while_another_thread_publishes_nonstop(start_host, connect):
-    """A host thread publishing without pause (a comm streaming data, no
-    cell running) sends on iopub itself, as the host's thread sends a
-    request's replies on shell: each send may take the wake-up that a
-    subscription or a request arriving on that socket gave the kernel's
-    socket thread.  Every newcomer must still get its welcome, and every
-    request of a pipelined client its reply, at once."""
+    """A host thread publishing without pause (a comm streaming data) must
+    not silence the kernel.  Its messages, queued while the host's thread
+    handles a request, once kept whoever sent the queue sending for good
+    (the queue grew as fast as it was sent: no subscriber welcomed, no
+    request answered); and a send on a socket the socket thread also
+    polls can take the wake-up a subscription or a request gave it.
+    Every newcomer must get its welcome, and every request of a pipelined
+    client its reply, at once."""
     host = start_host("asyncio", "--fps", "200")
     client = connect(host.connection_file)
     client.run(

@@ -94,8 +94,8 @@ class HostQueue:
         deadline = time.monotonic() + self._budget
         items = self._items
         began = time.perf_counter()
+        self.thread = self._outbox.batch_thread = threading.get_ident()
         self._outbox.batching = True
-        self.thread = threading.get_ident()
         try:
             while items and not self._halted():
                 channel, message = items.popleft()
@@ -104,7 +104,7 @@ class HostQueue:
                     self._handle(channel, message)
                 except Exception:
                     log.exception("zembed: error handling %s; still serving", message.msg_type)
-                self._outbox.flush_soon()  # one wake-up per request: its reply goes out now
+                self._outbox.flush()  # one burst per request: its reply goes out now, from this thread
                 if time.monotonic() > deadline:
                     break
         finally:

@@ -4,9 +4,11 @@ Owns: signing and serializing a message (degrading, never failing, on
 what a peer chose to put in a parent header: ``Session.serialize_safely``),
 handing the frames to the socket thread, the history barrier a reply waits
 behind, and the batching rule: while the host's thread is handling
-requests (``batching``), messages are queued without waking the socket
-thread, and one ``flush_soon()`` per request sends them all (a wake-up per
-message would hand the GIL back and forth five times per execute).
+requests (``batching``), the messages it makes are queued without waking the socket
+thread, and one ``flush()`` per request sends them all from the host's
+thread, in one burst (the socket thread's tick sends them while a long
+cell runs).  Sent one by one, each message would wake libzmq's I/O thread
+again; handed to the socket thread, they would wait for it to wake.
 
 Any thread may call ``send``/``publish``.  The transport is the socket
 thread in a kernel, a recording list in tests: handlers run in memory.
@@ -14,6 +16,7 @@ thread in a kernel, a recording list in tests: handlers run in memory.
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Protocol
 
 from ._protocol import Session
@@ -36,6 +39,8 @@ class Transport(Protocol):
         self, channel: str, frames: list[bytes], wake: bool = True, barrier: tuple[Any, int] | None = None
     ) -> None: ...
 
+    def flush(self) -> None: ...
+
     def flush_soon(self) -> None: ...
 
 
@@ -45,7 +50,8 @@ class Outbox:
         self._transport = transport
         self._history = history
         self._topic_prefix = f"kernel.{session.session_id}.".encode()
-        self.batching = False  # the host's thread is handling requests: leave the wake-up to flush_soon()
+        self.batching = False  # the host's thread is handling requests: its messages wait for flush()
+        self.batch_thread: int | None = None  # that thread; other threads' messages go at once
         self.closed = False  # the kernel stopped: what is sent now is dropped
 
     def send(
@@ -77,7 +83,8 @@ class Outbox:
         if given_up is not None:
             _degraded.warning("zembed: a %s was sent without %s, which cannot be written as JSON", msg_type, given_up)
         barrier = (self._history, after_history) if after_history else None
-        self._transport.send(channel, frames, wake=not self.batching, barrier=barrier)
+        held = self.batching and threading.get_ident() == self.batch_thread
+        self._transport.send(channel, frames, wake=not held, barrier=barrier)
         return msg_id
 
     def publish(
@@ -92,6 +99,11 @@ class Outbox:
         topic = [self._topic_prefix + msg_type.encode()]
         self.send("iopub", msg_type, content, parent, topic, metadata, buffers=buffers)
 
+    def flush(self) -> None:
+        """Send what is queued now, from this thread where it can (shell and
+        iopub; see ``_sockets``), else by waking the socket thread."""
+        self._transport.flush()
+
     def flush_soon(self) -> None:
-        """Send what is queued now rather than at the next tick."""
+        """Have the socket thread send what is queued now rather than at the next tick."""
         self._transport.flush_soon()

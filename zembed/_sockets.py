@@ -4,12 +4,13 @@ Sockets are created and bound on the thread that calls ``start_kernel`` (so
 a bind error raises there, before any connection file exists), then handed
 to the socket thread.  Control, stdin and heartbeat are its alone.  Shell
 and iopub are shared, under a lock: another thread's ``send()`` sends on
-them itself when nothing is queued ahead (a request's busy, output, reply
-and idle leave from the host's thread as they are made, with no hand-off
-back to this thread), and queues otherwise, waking the thread through a
-socketpair.  A ZeroMQ socket may be used by one thread at a time, and
-that is what the lock gives; the socket thread waits on the shared ones
-through their ZMQ_FD, never in zmq_poll on the socket itself.
+them itself when nothing is queued ahead, and queues otherwise, waking
+the thread through a socketpair; the host's thread queues a request's
+messages and sends them with ``flush()`` when the request is done (its
+busy, outputs, reply and idle leave in one burst from that thread, with
+no hand-off back to this one).  A ZeroMQ socket may be used by one thread
+at a time, and that is what the lock gives; the socket thread waits on
+the shared ones through their ZMQ_FD, never in zmq_poll on the socket itself.
 
 ZMQ_FD signals an edge: any use of the socket can take the signal that
 input arrived.  So this thread looks at ZMQ_EVENTS of each shared socket
@@ -37,7 +38,7 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -175,20 +176,25 @@ class SocketThread(threading.Thread):
     def send(self, channel: str, frames: list[bytes], wake: bool = True, barrier: Barrier | None = None) -> None:
         """Send frames on ``channel``: at once from another thread on a
         shared channel when nothing is queued ahead of them, else queued.
-        ``wake=False`` leaves queued frames for the next wake-up or tick:
-        the host thread batches a request's messages and wakes once,
-        instead of handing the GIL back and forth per message.  With
+        ``wake=False`` queues them for ``flush()``, the next wake-up or
+        tick: the host's thread holds a request's messages and sends them
+        in one burst when the request is done (a send on its own costs a
+        wake-up of libzmq's I/O thread; a burst pays it once).  With
         ``barrier`` (an object with ``reached(number)``, and a number), the
         frames, and everything queued after them, wait until it is reached;
         whoever reaches it later calls ``flush_soon``."""
         on_this_thread = threading.current_thread() is self
-        if channel in SHARED_CHANNELS and not on_this_thread and (barrier is None or self._barrier_reached(barrier)):
+        if (
+            wake
+            and channel in SHARED_CHANNELS
+            and not on_this_thread
+            and (barrier is None or self._barrier_reached(barrier))
+        ):
             with self._lock:
                 if not self._outbox and not self._closed:  # else order is kept: they are queued behind
                     self._send_now(channel, frames)
                     self._sent_directly = True
-                    if _has_input(self._sockets[channel]):
-                        self._wake()  # the send may have taken the edge this thread's poll waits for
+                    self._check_input((channel,))
                     return
         self._outbox.append((channel, frames, barrier))
         # Order matters: append, then check the flag the thread clears
@@ -197,12 +203,34 @@ class SocketThread(threading.Thread):
             self._wake_pending = True
             self._wake()
 
+    def flush(self) -> None:
+        """Send what is queued now, from the calling thread, as far as it
+        can go there: to the first message for a socket this thread owns
+        alone, or behind a barrier not reached yet; those are left to this
+        thread, woken for them."""
+        if threading.current_thread() is self:
+            return  # it sends what is queued at the end of every turn
+        with self._lock:
+            if self._closed:
+                return
+            sent = self._send_queued(shared_only=True)
+            if sent:
+                self._sent_directly = True
+                self._check_input(sent)
+        self.flush_soon()
+
     def flush_soon(self) -> None:
         """Wake the thread to send whatever is queued, and to run
         ``after_sending`` for what was sent directly (unless it will run
         anyway at a time it asked for)."""
         if (self._outbox or (self._sent_directly and not self._chore_due)) and not self._wake_pending:
             self._wake_pending = True
+            self._wake()
+
+    def _check_input(self, channels: Iterable[str]) -> None:
+        """After another thread's send: wake this thread if input waits on
+        a socket just used (the send may have taken the edge its poll waits for)."""
+        if any(_has_input(self._sockets[channel]) for channel in channels):
             self._wake()
 
     def _wake(self) -> None:
@@ -343,16 +371,26 @@ class SocketThread(threading.Thread):
 
     def _flush_outbox(self) -> None:
         self._wake_pending = False
+        if self._outbox:
+            with self._lock:  # a direct send cannot come between a queued message's turn and its send
+                self._send_queued(shared_only=False)
+
+    def _send_queued(self, shared_only: bool) -> set[str]:
+        """Send from the head of the queue, in order (the lock held); the
+        channels sent on.  Only what was queued when it began: a thread
+        queueing nonstop cannot keep the sender here for good."""
         outbox = self._outbox
-        if not outbox:
-            return
-        with self._lock:  # a direct send cannot come between a queued message's turn and its send
-            while outbox:
-                channel, frames, barrier = outbox[0]
-                if barrier is not None and not self._barrier_reached(barrier):
-                    return  # order is kept: what follows waits too
-                outbox.popleft()
-                self._send_now(channel, frames)
+        sent: set[str] = set()
+        for _ in range(len(outbox)):
+            channel, frames, barrier = outbox[0]
+            if shared_only and channel not in SHARED_CHANNELS:
+                break
+            if barrier is not None and not self._barrier_reached(barrier):
+                break  # order is kept: what follows waits too
+            outbox.popleft()
+            self._send_now(channel, frames)
+            sent.add(channel)
+        return sent
 
     def _send_now(self, channel: str, frames: list[bytes]) -> None:
         try:
