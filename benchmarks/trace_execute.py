@@ -55,37 +55,49 @@ def traced_executes(client: RawClient, count: int, gap: float) -> list[dict[str,
     return runs
 
 
-def stages(run: dict[str, int], stamps: list[tuple[int, str, str, str]]) -> dict[str, float] | None:
-    """One execute's stages in µs, from the host's stamps inside its window."""
+Stamp = tuple[int, str, str, str]  # (ns, stage, "begin"/"end", thread)
+
+
+def window(
+    run: dict[str, int], stamps: list[Stamp]
+) -> tuple[list[Stamp], dict[tuple[str, str], int], dict[tuple[str, str], int]]:
+    """The stamps inside one execute's window, and the first and last time of each (stage, edge)."""
     inside = [s for s in stamps if run["client_send"] <= s[0] <= run["client_idle"]]
     first: dict[tuple[str, str], int] = {}
     last: dict[tuple[str, str], int] = {}
     for ns, stage, edge, _thread in inside:
         first.setdefault((stage, edge), ns)
         last[(stage, edge)] = ns
+    return inside, first, last
+
+
+def stages(run: dict[str, int], stamps: list[tuple[int, str, str, str]]) -> dict[str, float] | None:
+    """One execute's stages in µs, from the host's stamps inside its window."""
+    inside, first, last = window(run, stamps)
     need = [("receive", "begin"), ("parse", "end"), ("call_soon", "begin"), ("run_pending", "begin"),
-            ("cell", "begin"), ("cell", "end"), ("send:execute_reply", "end")]  # fmt: skip
+            ("cell", "begin"), ("cell", "end"), ("flush", "begin"), ("flush", "end")]  # fmt: skip
     if any(key not in first for key in need):
         return None
-    # The host's thread sends on shell and iopub itself (zembed._sockets),
-    # so the reply leaves when its Outbox.send returns.
+    # The host's thread queues the request's messages and sends them in
+    # one burst from that thread (Outbox.flush; zembed._sockets): busy,
+    # execute_input, execute_result, the reply (the fourth), idle.
     cell_begin, cell_end = first[("cell", "begin")], first[("cell", "end")]
-    reply_sent = last[("send:execute_reply", "end")]
+    flush_begin, flush_end = first[("flush", "begin")], first[("flush", "end")]
+    burst = pairs(inside, "zmq_send", flush_begin, flush_end)
+    if len(burst) < 5:
+        return None
+    reply_sent = burst[3][1]
     t = {
         "client send -> socket thread reads": first[("receive", "begin")] - run["client_send"],
         "read + verify + parse": first[("parse", "end")] - first[("receive", "begin")],
         "route + queue": first[("call_soon", "begin")] - first[("parse", "end")],
         "hand-off: call_soon to the host running it": first[("run_pending", "begin")] - first[("call_soon", "begin")],
-        "busy, execute_input sent; the cell set up": cell_begin - first[("run_pending", "begin")],
-        "  of which zmq sends (busy, execute_input)": sum(
-            end - begin for begin, end in pairs(inside, "zmq_send", first[("run_pending", "begin")], cell_begin)
-        ),
-        "the cell (compile, run, capture)": cell_end - cell_begin,
-        "execute_result and the reply serialized and sent": reply_sent - cell_end,
-        "  of which zmq sends (result, reply)": sum(
-            end - begin for begin, end in pairs(inside, "zmq_send", cell_end, reply_sent)
-        ),
-        "libzmq + client reads the reply": run["client_reply"] - reply_sent,
+        "busy, execute_input serialized; the cell set up": cell_begin - first[("run_pending", "begin")],
+        "the cell (compile, run, capture, execute_result serialized)": cell_end - cell_begin,
+        "reply and idle serialized": flush_begin - cell_end,
+        "the burst: five messages sent": flush_end - flush_begin,
+        "  of which zmq sends": sum(end - begin for begin, end in burst),
+        "libzmq + client reads the reply (from its send)": run["client_reply"] - reply_sent,
         "total: reply": run["client_reply"] - run["client_send"],
         "total: idle": run["client_idle"] - run["client_send"],
     }
@@ -94,12 +106,7 @@ def stages(run: dict[str, int], stamps: list[tuple[int, str, str, str]]) -> dict
 
 def floor_stages(run: dict[str, int], stamps: list[tuple[int, str, str, str]]) -> dict[str, float] | None:
     """The floor server's stages of one execute, named as zembed's are."""
-    inside = [s for s in stamps if run["client_send"] <= s[0] <= run["client_idle"]]
-    first: dict[tuple[str, str], int] = {}
-    last: dict[tuple[str, str], int] = {}
-    for ns, stage, edge, _thread in inside:
-        first.setdefault((stage, edge), ns)
-        last[(stage, edge)] = ns
+    inside, first, last = window(run, stamps)
     need = [("parse", "begin"), ("parse", "end"), ("send:execute_reply", "end"), ("send:status", "begin")]
     if any(key not in first for key in need):
         return None

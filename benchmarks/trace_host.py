@@ -24,6 +24,7 @@ stamped(_host_queue.HostQueue, "run_pending", "run_pending")
 stamped(_handlers, "handle", "handle")
 stamped(Cells, "run", "cell")
 stamped(_outbox.Outbox, "send", "send", lambda self, channel, msg_type, *a, **k: msg_type)
+stamped(_sockets.SocketThread, "flush", "flush")
 stamped(zmq.Socket, "send_multipart", "zmq_send")
 
 if __name__ == "__main__":

@@ -7,8 +7,8 @@ behind, and the batching rule: while the host's thread is handling
 requests (``batching``), the messages it makes are queued without waking the socket
 thread, and one ``flush()`` per request sends them all from the host's
 thread, in one burst (the socket thread's tick sends them while a long
-cell runs).  Sent one by one, each message would wake libzmq's I/O thread
-again; handed to the socket thread, they would wait for it to wake.
+cell runs).  Handed to the socket thread instead, they would wait for it
+to wake: a second thread hand-off on every request.
 
 Any thread may call ``send``/``publish``.  The transport is the socket
 thread in a kernel, a recording list in tests: handlers run in memory.

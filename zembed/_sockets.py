@@ -178,8 +178,7 @@ class SocketThread(threading.Thread):
         shared channel when nothing is queued ahead of them, else queued.
         ``wake=False`` queues them for ``flush()``, the next wake-up or
         tick: the host's thread holds a request's messages and sends them
-        in one burst when the request is done (a send on its own costs a
-        wake-up of libzmq's I/O thread; a burst pays it once).  With
+        in one burst when the request is done, taking the lock once.  With
         ``barrier`` (an object with ``reached(number)``, and a number), the
         frames, and everything queued after them, wait until it is reached;
         whoever reaches it later calls ``flush_soon``."""
