@@ -209,7 +209,7 @@ def test_requests_and_subscribers_are_served_while_another_thread_publishes_nons
     shell.connect(address(info, "shell"))
     waits: list[float] = []
     try:
-        for number in range(1500):
+        for number in range(3000):
             subscriber = context.socket(zmq.SUB)
             subscriber.linger = 0
             subscriber.setsockopt(zmq.SUBSCRIBE, b"")
@@ -235,17 +235,17 @@ def test_requests_and_subscribers_are_served_while_another_thread_publishes_nons
             answer(session, shell, 2.0, "the count")["content"]["user_expressions"]["sent"]["data"]["text/plain"]
         )
         waits.sort()
-        late = [w for w in waits if w > 0.25]
+        late = [w for w in waits if w > 0.1]
         print(
-            f"1500 subscribers welcomed and 250 requests answered: median {waits[len(waits) // 2] * 1000:.1f} ms, "
-            f"slowest {waits[-1] * 1000:.1f} ms, {len(late)} over 250 ms; {published} comm messages sent meanwhile"
+            f"3000 subscribers welcomed and 250 requests answered: median {waits[len(waits) // 2] * 1000:.1f} ms, "
+            f"slowest {waits[-1] * 1000:.1f} ms, {len(late)} over 100 ms; {published} comm messages sent meanwhile"
         )
         assert published > 1_000, "the publishing thread did not run alongside"
         # A lost wake-up leaves a newcomer waiting until some other event
-        # wakes the socket thread: 300 ms and more here, 9 to 20 newcomers
-        # of the 1500 when send() does not check; a loaded machine may
-        # stall one newcomer as long.
-        assert len(late) <= 1, f"{len(late)} newcomers waited over 250 ms (the longest {waits[-1]:.2f} s)"
+        # wakes the socket thread: 100 to 850 ms here, 2 to 20 newcomers of
+        # 3000 when a sender does not check; a loaded machine may stall a
+        # newcomer or two as long.
+        assert len(late) <= 2, f"{len(late)} newcomers waited over 100 ms (the longest {waits[-1]:.2f} s)"
     finally:
         shell.close()
         context.destroy(linger=0)

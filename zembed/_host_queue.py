@@ -47,7 +47,6 @@ class HostQueue:
         self._scheduled = False
         self.waiting_since: float | None = None  # the oldest request not taken yet arrived then
         self.host_seconds = 0.0  # time spent on the host's thread handling requests
-        self.thread: int | None = None  # the thread running the current batch
 
     def __bool__(self) -> bool:
         return bool(self._items)
@@ -70,7 +69,7 @@ class HostQueue:
     @property
     def in_batch(self) -> bool:
         """Is a batch running on the calling thread (a cell of it is calling)?"""
-        return self._outbox.batching and threading.get_ident() == self.thread
+        return self._outbox.batch_thread == threading.get_ident()
 
     def take(self, predicate: Callable[[str, Message], bool]) -> list[Item]:
         """Remove and return queued requests matching ``predicate``."""
@@ -94,8 +93,7 @@ class HostQueue:
         deadline = time.monotonic() + self._budget
         items = self._items
         began = time.perf_counter()
-        self.thread = self._outbox.batch_thread = threading.get_ident()
-        self._outbox.batching = True
+        self._outbox.batch_thread = threading.get_ident()
         try:
             while items and not self._halted():
                 channel, message = items.popleft()
@@ -108,7 +106,7 @@ class HostQueue:
                 if time.monotonic() > deadline:
                     break
         finally:
-            self._outbox.batching = False
+            self._outbox.batch_thread = None
             self.host_seconds += time.perf_counter() - began
         self._after_batch()
         if items and not self._halted() and not self._scheduled:

@@ -4,8 +4,8 @@ Owns: signing and serializing a message (degrading, never failing, on
 what a peer chose to put in a parent header: ``Session.serialize_safely``),
 handing the frames to the socket thread, the history barrier a reply waits
 behind, and the batching rule: while the host's thread is handling
-requests (``batching``), the messages it makes are queued without waking the socket
-thread, and one ``flush()`` per request sends them all from the host's
+requests (``batching``), the messages it makes are queued without
+waking the socket thread, and one ``flush()`` per request sends them all from the host's
 thread, in one burst (the socket thread's tick sends them while a long
 cell runs).  Handed to the socket thread instead, they would wait for it
 to wake: a second thread hand-off on every request.
@@ -50,8 +50,7 @@ class Outbox:
         self._transport = transport
         self._history = history
         self._topic_prefix = f"kernel.{session.session_id}.".encode()
-        self.batching = False  # the host's thread is handling requests: its messages wait for flush()
-        self.batch_thread: int | None = None  # that thread; other threads' messages go at once
+        self.batch_thread: int | None = None  # the host's thread, handling requests: its messages wait for flush()
         self.closed = False  # the kernel stopped: what is sent now is dropped
 
     def send(
@@ -83,9 +82,14 @@ class Outbox:
         if given_up is not None:
             _degraded.warning("zembed: a %s was sent without %s, which cannot be written as JSON", msg_type, given_up)
         barrier = (self._history, after_history) if after_history else None
-        held = self.batching and threading.get_ident() == self.batch_thread
+        held = threading.get_ident() == self.batch_thread  # other threads' messages go at once
         self._transport.send(channel, frames, wake=not held, barrier=barrier)
         return msg_id
+
+    @property
+    def batching(self) -> bool:
+        """Is the host's thread handling requests (holding their messages)?"""
+        return self.batch_thread is not None
 
     def publish(
         self,

@@ -96,8 +96,13 @@ class RunRecord:
         # The header says how long the code is, so the file is never
         # truncated: a longer earlier cell's tail stays behind, unread
         # (one system call less per cell on the host's thread).
-        header = {"execution_count": count, "msg_id": msg_id, "started": utc_now(), "session": history_session}
-        header["length"] = len(source)
+        header = {
+            "execution_count": count,
+            "msg_id": msg_id,
+            "started": utc_now(),
+            "session": history_session,
+            "length": len(source),
+        }
         os.pwrite(self._cell_fd, b"R" + json_bytes(header) + b"\n" + source, 0)
 
     def cell_finished(self) -> None:

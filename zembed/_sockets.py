@@ -4,13 +4,14 @@ Sockets are created and bound on the thread that calls ``start_kernel`` (so
 a bind error raises there, before any connection file exists), then handed
 to the socket thread.  Control, stdin and heartbeat are its alone.  Shell
 and iopub are shared, under a lock: another thread's ``send()`` sends on
-them itself when nothing is queued ahead, and queues otherwise, waking
-the thread through a socketpair; the host's thread queues a request's
-messages and sends them with ``flush()`` when the request is done (its
-busy, outputs, reply and idle leave in one burst from that thread, with
-no hand-off back to this one).  A ZeroMQ socket may be used by one thread
-at a time, and that is what the lock gives; the socket thread waits on
-the shared ones through their ZMQ_FD, never in zmq_poll on the socket itself.
+them itself, after whatever was queued ahead, and leaves what it cannot
+send (stdin, control) to the thread, woken through a socketpair.  The
+host's thread queues a request's messages and sends them with ``flush()``
+when the request is done: busy, outputs, reply and idle leave in one
+burst from that thread, with no hand-off back to this one.  A ZeroMQ
+socket may be used by one thread at a time, and that is what the lock
+gives; the socket thread waits on the shared ones through their ZMQ_FD,
+never in zmq_poll on the socket itself.
 
 ZMQ_FD signals an edge: any use of the socket can take the signal that
 input arrived.  So this thread looks at ZMQ_EVENTS of each shared socket
@@ -38,7 +39,7 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -163,7 +164,7 @@ class SocketThread(threading.Thread):
         self._wake_w.setblocking(False)
         self._wake_pending = False
         self._lock = threading.Lock()  # held by whoever uses a shared socket
-        self._closed = False  # the sockets are closed: direct sends are dropped
+        self._closed = False  # the sockets are closed: other threads send nothing
         self._sent_directly = False  # another thread sent since this thread last ran after_sending
         self._chore_due = False  # after_sending asked to run again at a time of its own
         self._stopping = False
@@ -174,31 +175,23 @@ class SocketThread(threading.Thread):
     # -- any thread ------------------------------------------------------
 
     def send(self, channel: str, frames: list[bytes], wake: bool = True, barrier: Barrier | None = None) -> None:
-        """Send frames on ``channel``: at once from another thread on a
-        shared channel when nothing is queued ahead of them, else queued.
-        ``wake=False`` queues them for ``flush()``, the next wake-up or
-        tick: the host's thread holds a request's messages and sends them
-        in one burst when the request is done, taking the lock once.  With
+        """Send frames on ``channel``, after what is queued ahead of them:
+        from the calling thread, when it is another thread and the channel
+        is shared; else by this thread, woken for them.  ``wake=False``
+        only queues them, for ``flush()``, the next wake-up or tick: the
+        host's thread holds a request's messages and sends them in one
+        burst when the request is done, taking the lock once.  With
         ``barrier`` (an object with ``reached(number)``, and a number), the
         frames, and everything queued after them, wait until it is reached;
         whoever reaches it later calls ``flush_soon``."""
-        on_this_thread = threading.current_thread() is self
-        if (
-            wake
-            and channel in SHARED_CHANNELS
-            and not on_this_thread
-            and (barrier is None or self._barrier_reached(barrier))
-        ):
-            with self._lock:
-                if not self._outbox and not self._closed:  # else order is kept: they are queued behind
-                    self._send_now(channel, frames)
-                    self._sent_directly = True
-                    self._check_input((channel,))
-                    return
         self._outbox.append((channel, frames, barrier))
+        if not wake or threading.current_thread() is self:
+            return
+        if channel in SHARED_CHANNELS:
+            self._send_here()
         # Order matters: append, then check the flag the thread clears
         # before it drains, so no wake-up is lost and most are skipped.
-        if wake and not self._wake_pending and not on_this_thread:
+        if self._outbox and not self._wake_pending:
             self._wake_pending = True
             self._wake()
 
@@ -209,13 +202,7 @@ class SocketThread(threading.Thread):
         thread, woken for them."""
         if threading.current_thread() is self:
             return  # it sends what is queued at the end of every turn
-        with self._lock:
-            if self._closed:
-                return
-            sent = self._send_queued(shared_only=True)
-            if sent:
-                self._sent_directly = True
-                self._check_input(sent)
+        self._send_here()
         self.flush_soon()
 
     def flush_soon(self) -> None:
@@ -226,11 +213,18 @@ class SocketThread(threading.Thread):
             self._wake_pending = True
             self._wake()
 
-    def _check_input(self, channels: Iterable[str]) -> None:
-        """After another thread's send: wake this thread if input waits on
-        a socket just used (the send may have taken the edge its poll waits for)."""
-        if any(_has_input(self._sockets[channel]) for channel in channels):
-            self._wake()
+    def _send_here(self) -> None:
+        """Another thread sends what is queued on the shared sockets; then,
+        if input waits on a socket it used, wakes this thread (the send may
+        have taken the edge this thread's poll waits for)."""
+        with self._lock:
+            if self._closed:
+                return
+            sent = self._send_queued(shared_only=True)
+            if sent:
+                self._sent_directly = True
+                if any(_has_input(self._sockets[channel]) for channel in sent):
+                    self._wake()
 
     def _wake(self) -> None:
         try:
@@ -319,7 +313,8 @@ class SocketThread(threading.Thread):
 
     def _receive(self, routes: Routes, channel: str) -> bool:
         """Read and hand on what ``channel`` has, at most 100 messages (so
-        one flood cannot starve control); True if more is waiting."""
+        one flood cannot starve control); True if a shared socket may have
+        more (its ZMQ_FD will not say so: poll again at once)."""
         sock = self._sockets[channel]
         shared = channel in SHARED_CHANNELS
         for _ in range(100):
@@ -426,7 +421,7 @@ class SocketThread(threading.Thread):
         self._heartbeat.stop()
         ipc_paths = []
         with self._lock:
-            self._closed = True  # another thread's direct send finds the sockets gone
+            self._closed = True  # another thread's send finds the sockets gone
         for sock in self._sockets.values():
             endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
             if endpoint.startswith("ipc://"):
