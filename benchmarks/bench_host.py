@@ -1,5 +1,8 @@
 """Benchmark host: a 60 Hz asyncio frame loop with zembed, ipykernel or no
-kernel inside (``--kernel zembed|ipykernel|none``).
+kernel inside (``--kernel zembed|ipykernel|none``), or with only what
+zembed's dependencies take (``--kernel deps``: pyzmq with a context and the
+five sockets bound, traitlets, orjson, hmac, an SQLite database), the floor
+of its memory; that host serves nothing and prints its ``added`` counts.
 
 Prints one JSON line: {"connection_file", "pid", "t0"} where t0 is the wall
 time before the kernel's import, so a client can time import + start +
@@ -27,7 +30,9 @@ import psutil  # noqa: E402
 class Host:
     def __init__(self) -> None:
         process = psutil.Process()
-        self.rss_before = process.memory_info().rss
+        memory = process.memory_info()
+        self.rss_before = memory.rss
+        self.private_before = memory.rss - memory.shared
         self.threads_before = process.num_threads()
         self.lateness: list[float] = []
         self.work_times: list[float] = []  # seconds of the host's own work, per frame
@@ -45,10 +50,38 @@ class Host:
 
     def added(self) -> dict[str, int]:
         process = psutil.Process()
+        memory = process.memory_info()
         return {
-            "rss": process.memory_info().rss - self.rss_before,
+            "rss": memory.rss - self.rss_before,
+            # not file-backed (heap, stacks): what the kernel takes that no other process shares
+            "private": memory.rss - memory.shared - self.private_before,
             "threads": process.num_threads() - self.threads_before,
         }
+
+
+def dependencies_alone() -> list:
+    """What zembed's dependencies take with none of zembed: its imports, a
+    ZeroMQ context with a kernel's five sockets bound (libzmq's I/O thread
+    starts), and an SQLite database in WAL mode with a table written."""
+    import hashlib
+    import hmac
+    import sqlite3
+
+    import orjson
+    import traitlets
+    import zmq
+
+    context = zmq.Context()
+    sockets = [context.socket(kind) for kind in (zmq.ROUTER, zmq.ROUTER, zmq.ROUTER, zmq.XPUB, zmq.ROUTER)]
+    for sock in sockets:
+        sock.bind_to_random_port("tcp://127.0.0.1")
+    database = sqlite3.connect(os.path.join(tempfile.mkdtemp(), "history.sqlite"), check_same_thread=False)
+    database.execute("PRAGMA journal_mode=WAL")
+    database.execute("CREATE TABLE history (session INTEGER, line INTEGER, source TEXT, output TEXT)")
+    database.execute("INSERT INTO history VALUES (1, 1, '1', '1')")
+    database.commit()
+    signer = hmac.new(os.urandom(32), orjson.dumps({"traitlets": traitlets.__version__}), hashlib.sha256)
+    return [context, sockets, database, signer.hexdigest()]
 
 
 def physics(x: float) -> float:
@@ -65,7 +98,7 @@ def step(iterations: int) -> float:
 
 async def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--kernel", choices=["zembed", "ipykernel", "none"], required=True)
+    parser.add_argument("--kernel", choices=["zembed", "ipykernel", "none", "deps"], required=True)
     parser.add_argument("--fps", type=float, default=60.0)
     parser.add_argument("--work", type=int, default=0, help="iterations of Python work per frame")
     parser.add_argument(
@@ -95,8 +128,12 @@ async def main() -> None:
         app.kernel.user_module = module
         app.kernel.user_ns = module.__dict__
         app.kernel.start()  # registers with the running loop; the host keeps its own loop
+    info: dict = {"connection_file": connection_file, "pid": os.getpid(), "t0": T0}
+    if args.kernel == "deps":
+        kept = dependencies_alone()  # noqa: F841 - held until the host ends
+        info["added"] = host.added()
     # os.write: ipykernel replaces sys.stdout with a stream that goes to iopub.
-    os.write(1, (json.dumps({"connection_file": connection_file, "pid": os.getpid(), "t0": T0}) + "\n").encode())
+    os.write(1, (json.dumps(info) + "\n").encode())
     period = 1.0 / args.fps
     loop = asyncio.get_running_loop()
     next_frame = loop.time() + period

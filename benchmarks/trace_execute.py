@@ -1,7 +1,10 @@
 """Where an execute round trip's time goes: one execute `1`, traced across
 processes, stage by stage, medians over many.
 
-    python benchmarks/trace_execute.py [--executes 500] [--floor] [--gap 0.002]
+    python benchmarks/trace_execute.py [--executes 500] [--floor] [--gap 0.002] [--code CODE]
+
+``--code "'x' * 10_000_000"`` traces the 10 MB execute_result instead (the
+floor answers it with a 10 MB text it has ready).
 
 The host is benchmarks/trace_host.py (bench_host.py's 60 Hz asyncio host
 with zembed's request path stamped); the client is pyzmq with
@@ -27,12 +30,12 @@ from bench_kernel import HERE, Process, RawClient
 from jupyter_client.session import Session
 
 
-def traced_executes(client: RawClient, count: int, gap: float) -> list[dict[str, int]]:
-    """Client-side stamps of ``count`` executes, ``gap`` seconds apart: send, reply, idle."""
+def traced_executes(client: RawClient, count: int, gap: float, code: str = "1") -> list[dict[str, int]]:
+    """Client-side stamps of ``count`` executes of ``code``, ``gap`` seconds apart: send, reply, idle."""
     session: Session = client.session
     runs = []
     for _ in range(count):
-        msg = session.msg("execute_request", {"code": "1", "silent": False, "store_history": True,
+        msg = session.msg("execute_request", {"code": code, "silent": False, "store_history": True,
                                               "user_expressions": {}, "allow_stdin": False})  # fmt: skip
         msg_id = msg["header"]["msg_id"]
         stamps = {"client_send": time.monotonic_ns()}
@@ -80,22 +83,30 @@ def stages(run: dict[str, int], stamps: list[tuple[int, str, str, str]]) -> dict
         return None
     # The host's thread queues the request's messages and sends them in
     # one burst from that thread (Outbox.flush; zembed._sockets): busy,
-    # execute_input, execute_result, the reply (the fourth), idle.
+    # execute_input, execute_result, the reply, idle.  A cell that runs
+    # for longer than the socket thread's tick has the first ones sent by
+    # the tick: the reply is always the burst's last but one.
     cell_begin, cell_end = first[("cell", "begin")], first[("cell", "end")]
     flush_begin, flush_end = first[("flush", "begin")], first[("flush", "end")]
     burst = pairs(inside, "zmq_send", flush_begin, flush_end)
-    if len(burst) < 5:
+    if len(burst) < 2:
         return None
-    reply_sent = burst[3][1]
+    reply_sent = burst[-2][1]
     t = {
         "client send -> socket thread reads": first[("receive", "begin")] - run["client_send"],
         "read + verify + parse": first[("parse", "end")] - first[("receive", "begin")],
         "route + queue": first[("call_soon", "begin")] - first[("parse", "end")],
         "hand-off: call_soon to the host running it": first[("run_pending", "begin")] - first[("call_soon", "begin")],
         "busy, execute_input serialized; the cell set up": cell_begin - first[("run_pending", "begin")],
-        "the cell (compile, run, capture, execute_result serialized)": cell_end - cell_begin,
-        "reply and idle serialized": flush_begin - cell_end,
-        "the burst: five messages sent": flush_end - flush_begin,
+        "the cell (compile, run, capture, the value formatted)": cell_end - cell_begin,
+        "  of which the value formatted (repr)": sum(
+            end - begin for begin, end in pairs(inside, "format", cell_begin, cell_end)
+        ),
+        "execute_result, reply and idle serialized": flush_begin - cell_end,
+        "  of which execute_result": sum(
+            end - begin for begin, end in pairs(inside, "send:execute_result", cell_end, flush_begin)
+        ),
+        "the burst: the messages not yet sent, sent (five for `1`)": flush_end - flush_begin,
         "  of which zmq sends": sum(end - begin for begin, end in burst),
         "libzmq + client reads the reply (from its send)": run["client_reply"] - reply_sent,
         "total: reply": run["client_reply"] - run["client_send"],
@@ -115,6 +126,9 @@ def floor_stages(run: dict[str, int], stamps: list[tuple[int, str, str, str]]) -
         "client send -> server reads (libzmq, wake-up, read)": first[("parse", "begin")] - run["client_send"],
         "verify + parse": first[("parse", "end")] - first[("parse", "begin")],
         "busy, execute_input, execute_result, reply: serialized and sent": reply_sent - first[("parse", "end")],
+        "  of which execute_result serialized and sent": sum(
+            end - begin for begin, end in pairs(inside, "send:execute_result", 0, reply_sent)
+        ),
         "  of which zmq sends": sum(end - begin for begin, end in pairs(inside, "zmq_send", 0, reply_sent)),
         "libzmq + client reads the reply": run["client_reply"] - reply_sent,
         "total: reply": run["client_reply"] - run["client_send"],
@@ -140,6 +154,7 @@ def main() -> None:
         default=0.002,
         help="seconds between requests (0: back to back, as bench_kernel sends them)",
     )
+    parser.add_argument("--code", default="1", help="what each traced execute runs (default: 1)")
     args = parser.parse_args()
     host = Process(str(HERE / ("trace_floor.py" if args.floor else "trace_host.py")))
     try:
@@ -148,7 +163,7 @@ def main() -> None:
         client.drain()
         for _ in range(50):
             client.execute("1")
-        runs = traced_executes(client, args.executes, args.gap)
+        runs = traced_executes(client, args.executes, args.gap, args.code)
         stamps: list[Any] = []
         _, outputs = client.execute("__stamps__" if args.floor else "__import__('__main__').STAMPS")
         for out in outputs:
@@ -165,7 +180,7 @@ def main() -> None:
                 per_stage[name].append(value)
     counted = len(per_stage["total: reply"])
     who = "the floor server" if args.floor else "zembed"
-    print(f"{who}: execute `1`, {counted} of {len(runs)} traced")
+    print(f"{who}: execute `{args.code}`, {counted} of {len(runs)} traced")
     print("(medians, µs; each stage's median, so they need not add up)")
     for name, values in per_stage.items():
         print(f"  {name:64} {statistics.median(values):8.1f}   p90 {statistics.quantiles(values, n=10)[-1]:8.1f}")

@@ -10,10 +10,9 @@ import asyncio
 import sys
 
 import bench_host
-import zmq
 from stamps import STAMPS, stamped  # noqa: F401 - a cell reads __main__.STAMPS
 
-from zembed import _handlers, _host_queue, _outbox, _protocol, _sockets
+from zembed import _cell, _handlers, _host_queue, _outbox, _protocol, _sockets
 from zembed._cell import Cells
 from zembed.loops import asyncio_loop
 
@@ -23,9 +22,10 @@ stamped(asyncio_loop.AsyncioLoop, "call_soon", "call_soon")
 stamped(_host_queue.HostQueue, "run_pending", "run_pending")
 stamped(_handlers, "handle", "handle")
 stamped(Cells, "run", "cell")
+stamped(_cell, "format_bundle", "format")
 stamped(_outbox.Outbox, "send", "send", lambda self, channel, msg_type, *a, **k: msg_type)
 stamped(_sockets.SocketThread, "flush", "flush")
-stamped(zmq.Socket, "send_multipart", "zmq_send")
+stamped(_sockets, "_send_frames", "zmq_send")
 
 if __name__ == "__main__":
     sys.argv = [sys.argv[0], "--kernel", "zembed"]
