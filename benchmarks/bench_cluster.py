@@ -153,6 +153,7 @@ def start_controller(profile: Path) -> tuple[subprocess.Popen[bytes], ipp.Client
         [sys.executable, "-m", "ipyparallel.controller", f"--profile-dir={profile}", "--ip=127.0.0.1"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its schedulers are processes of their own: killed with it, as a group
     )
     while not (profile / "security" / "ipcontroller-client.json").exists():
         if controller.poll() is not None:
@@ -194,7 +195,7 @@ def main() -> None:
                 rounds.append(figures)
             rc.close()
         finally:
-            controller.kill()
+            os.killpg(controller.pid, signal.SIGKILL)  # the schedulers outlive a controller killed alone
             controller.wait()
     if args.json:
         args.json.write_text(json.dumps(rounds, indent=2))

@@ -36,13 +36,20 @@ class Controller:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             env=self.env,
+            start_new_session=True,  # its schedulers are processes of their own: stop() kills the group
         )
         wait_until(self.engine_file.exists, timeout=60, what="ipcontroller's engine file")
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGKILL)
-            self.process.wait(10)
+        """kill -9 the controller and its scheduler processes, which outlive it otherwise."""
+        if self.process is None:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:  # the group is gone already
+            pass
+        self.process.wait(10)
+        self.process = None  # its pid may be another process's by the next call
 
     def client(self) -> ipp.Client:
         return ipp.Client(profile_dir=str(self.profile_dir), timeout=30)
