@@ -1,70 +1,144 @@
 """execute round trips (`1`, or ``--code``) of this tree against another checkout of zembed,
-interleaved in blocks so the machine's drift falls on both alike: the test
-for "a change costs nothing measurable" on a noisy machine.
+or against the protocol floor, interleaved in blocks so the machine's drift
+falls on both alike: the test for "a change costs nothing measurable" on a
+noisy machine, and the steadiest zembed-to-floor ratio it gives.
 
     python benchmarks/bench_ab.py /path/to/other/checkout [--rounds 5] [--executes 400]
+    python benchmarks/bench_ab.py floor [--client jupyter_client]
 
 Each round starts a 60 Hz zembed host (benchmarks/bench_host.py) from each
-tree and measures both with the same client (bench_kernel's ``RawClient``),
-50 executes at a time, alternating.  Prints each round's p50 and the
-median of the rounds' ratios (this tree / the other).
+tree (or one, and benchmarks/floor_server.py) and measures both with the
+same client, 50 executes at a time, alternating: bench_kernel's
+``RawClient`` (until ``idle``), or with ``--client jupyter_client``
+jupyter_client's ``BlockingKernelClient`` (until the reply, and until
+``idle``).  Prints each round's p50 and the median of the rounds' ratios
+(this tree / the other), p50 and p99.
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from bench_kernel import HERE, Process, RawClient, compile_bytecode, percentile, timed
+from bench_kernel import HERE, Process, RawClient, compile_bytecode, percentile
 
 BLOCK = 50
+COMPLETE = object()  # in place of a cell: a complete_request of COMPLETED (the floor answers it empty)
+COMPLETED = "host.lat"
+Sample = dict[str, float]  # what one execute measured: "idle", and "reply" with jupyter_client, in seconds
 
 
-def one_round(other: Path, executes: int, code: str = "1", block: int = BLOCK) -> dict[str, float]:
-    hosts = {
-        "this": Process(str(HERE / "bench_host.py"), "--kernel", "zembed"),
-        "other": Process(str(HERE / "bench_host.py"), "--kernel", "zembed", pythonpath=str(other)),
-    }
-    clients: dict[str, RawClient] = {}
+def raw_client(connection_file: str) -> tuple[Callable[[Any], Sample], Callable[[], None]]:
+    client = RawClient(connection_file)
+    client.wait_ready()
+    client.drain()
+
+    def execute(code: Any) -> Sample:
+        began = time.perf_counter()
+        if code == COMPLETE:
+            client.request("complete_request", {"code": COMPLETED, "cursor_pos": len(COMPLETED)})
+        else:
+            client.execute(code)
+        return {"idle": time.perf_counter() - began}
+
+    return execute, client.close
+
+
+def jupyter_client(connection_file: str) -> tuple[Callable[[Any], Sample], Callable[[], None]]:
+    from jupyter_client import BlockingKernelClient
+
+    client = BlockingKernelClient(connection_file=connection_file)
+    client.load_connection_file()
+    client.start_channels(stdin=False, hb=False, control=False)  # the floor server has shell and iopub only
+
+    def execute(code: Any) -> Sample:
+        began = time.perf_counter()
+        msg_id = client.complete(COMPLETED, len(COMPLETED)) if code == COMPLETE else client.execute(code)
+        while client.get_shell_msg(timeout=30)["parent_header"].get("msg_id") != msg_id:
+            pass
+        replied = time.perf_counter()
+        while True:
+            message = client.get_iopub_msg(timeout=30)
+            if (
+                message["parent_header"].get("msg_id") == msg_id
+                and message["msg_type"] == "status"
+                and message["content"]["execution_state"] == "idle"
+            ):
+                return {"reply": replied - began, "idle": time.perf_counter() - began}
+
+    return execute, client.stop_channels
+
+
+CLIENTS = {"raw": raw_client, "jupyter_client": jupyter_client}
+
+
+def one_round(other: str, executes: int, code: Any = "1", block: int = BLOCK, client: str = "raw") -> dict[str, Any]:
+    """p50 and p99 (ms) of each measure, for "this" and "other"."""
+    hosts = {"this": Process(str(HERE / "bench_host.py"), "--kernel", "zembed")}
+    if other == "floor":
+        hosts["other"] = Process(str(HERE / "floor_server.py"))
+    else:
+        hosts["other"] = Process(str(HERE / "bench_host.py"), "--kernel", "zembed", pythonpath=other)
+    closers: list[Callable[[], None]] = []
     try:
-        clients = {name: RawClient(host.info["connection_file"]) for name, host in hosts.items()}
-        for client in clients.values():
-            client.wait_ready()
-            client.drain()
-            for _ in range(3 if code != "1" else 30):
-                client.execute(code)
-        samples: dict[str, list[float]] = {name: [] for name in clients}
+        executors = {}
+        for name, host in hosts.items():
+            executors[name], close = CLIENTS[client](host.info["connection_file"])
+            closers.append(close)
+            for _ in range(30 if code in ("1", COMPLETE) else 3):
+                executors[name](code)
+        samples: dict[str, list[Sample]] = {name: [] for name in hosts}
         while len(samples["this"]) < executes:
-            for name, client in clients.items():
-                samples[name] += timed(lambda c=client: c.execute(code), block)
-        return {name: percentile(values, 50) * 1000 for name, values in samples.items()}
+            for name, execute in executors.items():
+                samples[name] += [execute(code) for _ in range(block)]
+        figures: dict[str, Any] = {}
+        for name, measured in samples.items():
+            for measure in measured[0]:
+                values = [sample[measure] for sample in measured]
+                figures.setdefault(name, {})[f"{measure} p50"] = percentile(values, 50) * 1000
+                figures[name][f"{measure} p99"] = percentile(values, 99) * 1000
+        return figures
     finally:
-        for client in clients.values():
-            client.close()
+        for close in closers:
+            close()
         for host in hosts.values():
             host.stop()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("other", type=Path, help="a checkout of another zembed (git worktree add /tmp/base REV)")
+    parser.add_argument(
+        "other", help="a checkout of another zembed (git worktree add /tmp/base REV), or 'floor' for the floor server"
+    )
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--executes", type=int, default=400)
     parser.add_argument("--code", default="1", help="the cell timed (execute `1` unless given)")
     parser.add_argument("--block", type=int, default=BLOCK, help="executes per tree before switching")
+    parser.add_argument("--client", choices=sorted(CLIENTS), default="raw")
+    parser.add_argument("--request", choices=["execute", "complete"], default="execute")
     args = parser.parse_args()
-    compile_bytecode(args.other)
-    rounds = [one_round(args.other, args.executes, args.code, args.block) for _ in range(args.rounds)]
+    compile_bytecode(None if args.other == "floor" else Path(args.other))
+    code: Any = COMPLETE if args.request == "complete" else args.code
+    rounds = [one_round(args.other, args.executes, code, args.block, args.client) for _ in range(args.rounds)]
+    main_measure = "reply p50" if args.client == "jupyter_client" else "idle p50"
     for number, figures in enumerate(rounds, 1):
-        print(f"round {number}: this {figures['this']:.3f} ms, other {figures['other']:.3f} ms")
-    ratios = [r["this"] / r["other"] for r in rounds]
-    this = statistics.median(r["this"] for r in rounds)
-    print(
-        f"execute `{args.code}` p50, medians of {args.rounds} rounds: this {this:.3f} ms,"
-        f" other {statistics.median(r['other'] for r in rounds):.3f} ms, ratio {statistics.median(ratios):.3f}"
-        f" (rounds {min(ratios):.2f} to {max(ratios):.2f})"
-    )
+        print(
+            f"round {number}: {main_measure}: this {figures['this'][main_measure]:.3f} ms,"
+            f" other {figures['other'][main_measure]:.3f} ms"
+        )
+    what = f"complete `{COMPLETED}`" if args.request == "complete" else f"execute `{args.code}`"
+    print(f"{what} with the {args.client} client, medians of {args.rounds} rounds (this / {args.other}):")
+    for measure in rounds[0]["this"]:
+        ratios = [r["this"][measure] / r["other"][measure] for r in rounds]
+        print(
+            f"  until {measure}: this {statistics.median(r['this'][measure] for r in rounds):.3f} ms,"
+            f" other {statistics.median(r['other'][measure] for r in rounds):.3f} ms,"
+            f" ratio {statistics.median(ratios):.3f} (rounds {min(ratios):.2f} to {max(ratios):.2f})"
+        )
 
 
 if __name__ == "__main__":
