@@ -24,7 +24,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench_kernel import HERE, Process, RawClient, compile_bytecode, percentile
+from bench_kernel import (
+    HERE,
+    Process,
+    RawClient,
+    compile_bytecode,
+    jupyter_client_connected,
+    jupyter_client_timed,
+    percentile,
+)
 
 BLOCK = 50
 COMPLETE = object()  # in place of a cell: a complete_request of COMPLETED (the floor answers it empty)
@@ -49,26 +57,14 @@ def raw_client(connection_file: str) -> tuple[Callable[[Any], Sample], Callable[
 
 
 def jupyter_client(connection_file: str) -> tuple[Callable[[Any], Sample], Callable[[], None]]:
-    from jupyter_client import BlockingKernelClient
-
-    client = BlockingKernelClient(connection_file=connection_file)
-    client.load_connection_file()
-    client.start_channels(stdin=False, hb=False, control=False)  # the floor server has shell and iopub only
+    client = jupyter_client_connected(connection_file)
 
     def execute(code: Any) -> Sample:
-        began = time.perf_counter()
-        msg_id = client.complete(COMPLETED, len(COMPLETED)) if code == COMPLETE else client.execute(code)
-        while client.get_shell_msg(timeout=30)["parent_header"].get("msg_id") != msg_id:
-            pass
-        replied = time.perf_counter()
-        while True:
-            message = client.get_iopub_msg(timeout=30)
-            if (
-                message["parent_header"].get("msg_id") == msg_id
-                and message["msg_type"] == "status"
-                and message["content"]["execution_state"] == "idle"
-            ):
-                return {"reply": replied - began, "idle": time.perf_counter() - began}
+        if code == COMPLETE:
+            reply, idle = jupyter_client_timed(client, lambda: client.complete(COMPLETED, len(COMPLETED)))
+        else:
+            reply, idle = jupyter_client_timed(client, lambda: client.execute(code))
+        return {"reply": reply, "idle": idle}
 
     return execute, client.stop_channels
 

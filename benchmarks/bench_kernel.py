@@ -20,6 +20,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -137,39 +138,47 @@ class Process:
         self.popen.wait()
 
 
-def jupyter_client_round_trips(connection_file: str, executes: int) -> dict[str, float]:
-    """execute `1` with jupyter_client's BlockingKernelClient, as jupyter console,
-    nbclient, papermill and most scripts send it: until the reply, and until
-    the request's ``idle`` status on iopub."""
+def jupyter_client_connected(connection_file: str) -> Any:
+    """jupyter_client's BlockingKernelClient, as jupyter console, nbclient,
+    papermill and most scripts use it, connected and ready."""
     from jupyter_client import BlockingKernelClient
 
     client = BlockingKernelClient(connection_file=connection_file)
     client.load_connection_file()
     client.start_channels(stdin=False, hb=False, control=False)  # the floor server has shell and iopub only
+    client.wait_for_ready(timeout=30)
+    return client
+
+
+def jupyter_client_timed(client: Any, send: Callable[[], str]) -> tuple[float, float]:
+    """Seconds from ``send()`` (which sends a request, returning its msg_id)
+    until its reply, and until its ``idle`` status on iopub."""
+    began = time.perf_counter()
+    msg_id = send()
+    while client.get_shell_msg(timeout=30)["parent_header"].get("msg_id") != msg_id:
+        pass
+    replied = time.perf_counter()
+    while True:
+        message = client.get_iopub_msg(timeout=30)
+        if (
+            message["parent_header"].get("msg_id") == msg_id
+            and message["msg_type"] == "status"
+            and message["content"]["execution_state"] == "idle"
+        ):
+            return replied - began, time.perf_counter() - began
+
+
+def jupyter_client_round_trips(connection_file: str, executes: int) -> dict[str, float]:
+    """execute `1` with jupyter_client's BlockingKernelClient: until the
+    reply, and until the request's ``idle``."""
+    client = jupyter_client_connected(connection_file)
     try:
-        client.wait_for_ready(timeout=30)
-        replies, idles = [], []
-        for number in range(30 + executes):
-            began = time.perf_counter()
-            msg_id = client.execute("1")
-            while True:
-                reply = client.get_shell_msg(timeout=30)
-                if reply["parent_header"].get("msg_id") == msg_id:
-                    break
-            replied = time.perf_counter()
-            while True:
-                message = client.get_iopub_msg(timeout=30)
-                if (
-                    message["parent_header"].get("msg_id") == msg_id
-                    and message["msg_type"] == "status"
-                    and message["content"]["execution_state"] == "idle"
-                ):
-                    break
-            if number >= 30:  # the first 30 warm up
-                replies.append(replied - began)
-                idles.append(time.perf_counter() - began)
+        for _ in range(30):  # warm-up
+            jupyter_client_timed(client, lambda: client.execute("1"))
+        timings = [jupyter_client_timed(client, lambda: client.execute("1")) for _ in range(executes)]
     finally:
         client.stop_channels()
+    replies, idles = [reply for reply, _ in timings], [idle for _, idle in timings]
     return {
         "jc_reply_p50_ms": percentile(replies, 50) * 1000,
         "jc_reply_p99_ms": percentile(replies, 99) * 1000,

@@ -25,7 +25,7 @@ stamped(Cells, "run", "cell")
 stamped(_cell, "format_bundle", "format")
 stamped(_outbox.Outbox, "send", "send", lambda self, channel, msg_type, *a, **k: msg_type)
 stamped(_sockets.SocketThread, "flush", "flush")
-stamped(_sockets, "_send_frames", "zmq_send")
+stamped(_sockets, "send_frames", "zmq_send")
 
 if __name__ == "__main__":
     sys.argv = [sys.argv[0], "--kernel", "zembed"]

@@ -47,7 +47,8 @@ from ._private import private_dir
 from ._protocol import SIGNATURE_SCHEME, Message, Session, utc_now
 from ._recovery import RunRecord, collect, notice, take_unannounced, unhandled_exception
 from ._routing import Router
-from ._sockets import SocketThread, bind_sockets
+from ._sockets import SocketThread
+from ._zmq_io import bind_sockets
 from .loops import LoopAdapter, PollLoop
 
 log = logging.getLogger("zembed")

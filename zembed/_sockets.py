@@ -1,4 +1,5 @@
-"""The kernel's socket thread and heartbeat: all ZeroMQ I/O lives here.
+"""The kernel's socket thread: all ZeroMQ I/O is served from here (the
+sockets themselves, their frames and the heartbeat are ``_zmq_io``'s).
 
 Sockets are created and bound on the thread that calls ``start_kernel`` (so
 a bind error raises there, before any connection file exists), then handed
@@ -18,10 +19,8 @@ input arrived.  So this thread looks at ZMQ_EVENTS of each shared socket
 under the lock every turn, and a thread that sent checks ZMQ_EVENTS after
 its send and wakes this thread when input is waiting.
 
-The heartbeat is ``zmq.proxy_steerable`` echoing a ROUTER to itself in a
-thread of its own: it runs in C without the GIL, so it answers while the
-host's thread is busy in Python.  The socket thread terminates it through
-an inproc control socket and closes the context when it exits.
+The socket thread starts the heartbeat, stops it and closes the context
+when it exits.
 
 The thread never raises: each step of one message (parse and verify,
 dispatch, the replies to it) is isolated, so whatever one message does,
@@ -34,7 +33,6 @@ reachable, instead of living on with nobody answering.
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import threading
 import time
@@ -49,6 +47,7 @@ from ._dap import mark_untraced
 from ._errors import MalformedMessage, ProtocolError
 from ._protocol import Message, Session
 from ._ratelimit import RateLimitedLog
+from ._zmq_io import Heartbeat, has_input, recv_frames, send_frames
 
 log = logging.getLogger("zembed")
 
@@ -57,74 +56,9 @@ Barrier = tuple[Any, int]  # (something with ``reached(number)``, the number to 
 # Sockets that carry requests, in the order they are served each turn:
 # control first, so interrupt and shutdown overtake a queue of executes.
 REQUEST_CHANNELS = ("control", "shell", "stdin")
-# A message's frames go through the backend's send and recv, with int
-# flags: pyzmq's send_multipart ORs its Flag enums in Python for every
-# frame, 7 µs of a message's 8.5 (a request sends three to five).
-_SEND_FRAME = zmq.backend.Socket.send
-_RECV_FRAME = zmq.backend.Socket.recv
-_GET = zmq.backend.Socket.get
-_RCVMORE = int(zmq.RCVMORE)
-_NOBLOCK = int(zmq.NOBLOCK)
-_MORE = int(zmq.SNDMORE) | _NOBLOCK
-_EVENTS = int(zmq.EVENTS)
-_POLLIN = int(zmq.POLLIN)
-SOCKET_TYPES = {"shell": zmq.ROUTER, "control": zmq.ROUTER, "stdin": zmq.ROUTER, "iopub": zmq.XPUB, "hb": zmq.ROUTER}
 # Sockets other threads send on themselves, under the thread's lock (see above).
 SHARED_CHANNELS = ("shell", "iopub")
 MAX_FRAMES = 1_000
-IOPUB_HWM = 10_000
-LINGER_MS = 500
-
-
-def bind_sockets(
-    context: zmq.Context[Any],
-    transport: str,
-    ip: str,
-    ports: dict[str, int],
-    max_message_bytes: int,
-    curve_secretkey: bytes | None = None,
-) -> tuple[dict[str, zmq.Socket[Any]], dict[str, int]]:
-    """Create and bind one socket per channel; return them and their ports.
-    With ``curve_secretkey``, every socket is a CurveZMQ server: a peer
-    that does not know the matching public key cannot even connect."""
-    sockets: dict[str, zmq.Socket[Any]] = {}
-    bound: dict[str, int] = {}
-    try:
-        for channel, kind in SOCKET_TYPES.items():
-            sock = context.socket(kind)
-            sockets[channel] = sock
-            sock.linger = LINGER_MS
-            if curve_secretkey is not None:
-                sock.curve_server = True
-                sock.curve_secretkey = curve_secretkey
-            if kind == zmq.ROUTER or kind == zmq.XPUB:
-                sock.setsockopt(zmq.MAXMSGSIZE, max_message_bytes)
-            if channel == "iopub":
-                # VERBOSER: every subscribe and unsubscribe (a client leaving
-                # unsubscribes too), so the kernel can count its subscribers.
-                sock.setsockopt(zmq.XPUB_VERBOSER, 1)
-                sock.sndhwm = IOPUB_HWM
-            bound[channel] = _bind(sock, transport, ip, ports.get(channel, 0))
-    except BaseException:
-        for sock in sockets.values():
-            sock.close(linger=0)
-        raise
-    return sockets, bound
-
-
-def _bind(sock: zmq.Socket[Any], transport: str, ip: str, port: int) -> int:
-    if transport == "tcp":
-        if port:
-            sock.bind(f"tcp://{ip}:{port}")
-            return port
-        return sock.bind_to_random_port(f"tcp://{ip}")
-    # ipc: Jupyter's convention is the address "ipc://<ip>-<port>".
-    candidate = port or 1
-    while True:
-        if port or not Path(f"{ip}-{candidate}").exists():
-            sock.bind(f"ipc://{ip}-{candidate}")
-            return candidate
-        candidate += 1
 
 
 class Routes(Protocol):
@@ -234,7 +168,7 @@ class SocketThread(threading.Thread):
             sent = self._send_queued(shared_only=True)
             if sent:
                 self._sent_directly = True
-                if any(_has_input(self._sockets[channel]) for channel in sent):
+                if any(has_input(self._sockets[channel]) for channel in sent):
                     self._wake()
 
     def _wake(self) -> None:
@@ -355,13 +289,13 @@ class SocketThread(threading.Thread):
         """One message, or None when there is none now."""
         if not shared:
             try:
-                return _recv_frames(sock)
+                return recv_frames(sock)
             except zmq.Again:
                 return None
         with self._lock:
-            if not _has_input(sock):
+            if not has_input(sock):
                 return None
-            return _recv_frames(sock)
+            return recv_frames(sock)
 
     def _receive_subscriptions(self, routes: Routes) -> bool:
         sock = self._sockets["iopub"]
@@ -399,7 +333,7 @@ class SocketThread(threading.Thread):
 
     def _send_now(self, channel: str, frames: list[bytes]) -> None:
         try:
-            _send_frames(self._sockets[channel], frames)
+            send_frames(self._sockets[channel], frames)
         except zmq.Again:
             log.debug("zembed: %s send queue full; message dropped", channel)
         except zmq.ZMQError as exc:
@@ -444,60 +378,3 @@ class SocketThread(threading.Thread):
         self._context.term()
         self._wake_r.close()
         self._wake_w.close()
-
-
-def _has_input(sock: zmq.Socket[Any]) -> bool:
-    """Is a message waiting?  (Also takes the socket's pending commands: its ZMQ_FD edge is spent.)"""
-    return bool(int(sock.get(_EVENTS)) & _POLLIN)
-
-
-def _send_frames(sock: zmq.Socket[Any], frames: list[bytes]) -> None:
-    """``send_multipart(frames, NOBLOCK)`` without its per-frame Python.
-    Copied, even when large: a zero-copy send starts pyzmq's
-    garbage-collector thread for good, a thread more in the host.  Only
-    the first frame can meet a full queue (zmq.Again): libzmq takes a
-    multipart message whole or not at all."""
-    last = len(frames) - 1
-    for frame in frames[:last]:
-        _SEND_FRAME(sock, frame, _MORE)
-    _SEND_FRAME(sock, frames[last], _NOBLOCK)
-
-
-def _recv_frames(sock: zmq.Socket[Any]) -> list[bytes]:
-    """``recv_multipart(NOBLOCK)``, the same way: raises zmq.Again when nothing waits."""
-    frames = [_RECV_FRAME(sock, _NOBLOCK)]
-    while _GET(sock, _RCVMORE):
-        frames.append(_RECV_FRAME(sock, _NOBLOCK))
-    return frames
-
-
-class Heartbeat:
-    """Echo on the hb socket, in C, until stopped."""
-
-    def __init__(self, context: zmq.Context[Any], sock: zmq.Socket[Any]) -> None:
-        self._socket = sock
-        address = f"inproc://zembed-hb-control-{os.getpid()}-{id(self)}"
-        self._control = context.socket(zmq.PAIR)
-        self._control.bind(address)
-        self._remote = context.socket(zmq.PAIR)
-        self._remote.connect(address)
-        self._thread = threading.Thread(target=self._run, name="zembed-heartbeat", daemon=True)
-        mark_untraced(self._thread)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            zmq.proxy_steerable(self._socket, self._socket, None, self._remote)
-        except zmq.ZMQError as exc:
-            if exc.errno != zmq.ETERM:
-                log.warning("zembed: heartbeat stopped: %s", exc)
-        finally:
-            self._remote.close(linger=0)
-
-    def stop(self) -> None:
-        if self._thread.is_alive():
-            self._control.send(b"TERMINATE")
-            self._thread.join(2.0)
-        self._control.close(linger=0)
